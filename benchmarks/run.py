@@ -1,0 +1,432 @@
+"""source-soundlink benchmarks against the local sandbox (see benchmarks/README.md).
+
+Default (`make bench`): throughput. One 90-day export of 6000 rows/day for one campaign, read by the
+orjson anchor and by `source-soundlink read` alternately (ABAB, --pairs pairs), stdout to /dev/null,
+after one untimed counted run of each (warm-up + exact record count).
+
+    .venv/bin/python benchmarks/run.py [--rows-per-day 6000] [--days 90] [--pairs 3]
+        [--memory] [--concurrency] [--requests] [--all]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import math
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from harness import (
+    BIN,
+    DEFAULT_KEY,
+    ROOT,
+    Child,
+    Sandbox,
+    catalog,
+    created_date,
+    final_states,
+    machine,
+    median,
+    run_child,
+    utc_today,
+    write_json,
+)
+from orjson_loop import export_urls
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "latest.json"
+ANCHOR, CONNECTOR = "orjson loop", "source-soundlink"
+RATIO_TARGET = 0.60
+PEAK_LIMIT_MIB = 100.0
+FLAT_TOLERANCE_MIB = 10.0
+UNLIMITED = ["--rate-limit-per-minute", "1000000", "--rate-limit-per-hour", "100000000"]
+UNLIMITED_BUDGET = {"requests_per_minute": 1_000_000, "requests_per_hour": 100_000_000}
+SETTLED_STATUSES = {"ended", "completed", "stopped", "failed", "inactive", "cancelled", "canceled"}
+
+
+class Bench:
+    """Shared state of one invocation: options, temp dir, printed report, JSON results."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.tmp = Path(tempfile.mkdtemp(prefix="soundlink-bench-"))
+        self.results: dict[str, Any] = {"machine": machine(), "args": vars(args)}
+        self.connector = (
+            shlex.split(args.connector_cmd) if args.connector_cmd else [str(BIN / "source-soundlink")]
+        )
+        self.sandbox_cmd = shlex.split(args.sandbox_cmd) if args.sandbox_cmd else None
+        self.failures: list[str] = []
+
+    def sandbox(self, *flags: str) -> Sandbox:
+        sb = Sandbox(*flags, cmd=self.sandbox_cmd)
+        up = f"{sb.base_url}, {len(sb.campaigns)} campaigns, up in {sb.startup_s:.1f} s"
+        print(f"  sandbox {' '.join(flags)}: {up}")
+        return sb
+
+    def config(self, sb: Sandbox, name: str, ids: list[str], start: dt.date, **extra: Any) -> Path:
+        cfg = {"api_key": DEFAULT_KEY, "base_url": sb.base_url, "campaign_ids": ids, "start_date": str(start)}
+        return write_json(self.tmp / f"{name}.json", cfg | extra)
+
+    def connector_argv(
+        self, config: Path, state: Path | None = None, sync_mode: str = "incremental"
+    ) -> list[str]:
+        cat = write_json(self.tmp / f"catalog-{sync_mode}.json", catalog(sync_mode))
+        argv = [*self.connector, "read", "--config", str(config), "--catalog", str(cat)]
+        return [*argv, "--state", str(state)] if state else argv
+
+    def measure(self, sb: Sandbox, argv: list[str], *, count: bool) -> dict[str, Any]:
+        sb.clear()
+        cpu0 = sb.cpu()
+        child = run_child(argv, count=count)
+        exports = sb.exports_seen()
+        row = summary(child) | {
+            "export_requests": len(exports),
+            "export_429": sum(1 for r in exports if r.get("status") == 429),
+            "export_by_campaign": by_campaign(exports),
+            "sandbox_cpu_s": round(sb.cpu() - cpu0, 3),
+        }
+        if child.returncode != 0 or child.errors:
+            self.fail(
+                f"{shlex.join(argv[:2])} exited {child.returncode}: {child.errors[:3]} {child.stderr[-800:]}"
+            )
+        return row | {"_child": child}
+
+    def fail(self, message: str) -> None:
+        self.failures.append(message)
+        print(f"  !! {message}")
+
+
+def summary(child: Child) -> dict[str, Any]:
+    return {
+        "wall_s": round(child.wall_s, 3),
+        "cpu_s": round(child.cpu_s, 3),
+        "peak_mib": round(child.peak_mib, 1),
+        "records": child.records,
+        "returncode": child.returncode,
+    }
+
+
+def by_campaign(exports: list[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in exports:
+        cid = r["path"].split("/campaigns/", 1)[1].split("/", 1)[0]
+        counts[cid] = counts.get(cid, 0) + 1
+    return counts
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def public(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if not k.startswith("_")}
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> None:
+    cells = [[f"{c:,}" if isinstance(c, int) else str(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    print("  " + "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    for r in cells:
+        print("  " + "  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)))
+
+
+def pick_campaigns(sb: Sandbox, start: dt.date, n: int) -> list[str]:
+    """Active campaigns that existed on `start`, oldest first; then any others."""
+    ranked = sorted(
+        sb.campaigns, key=lambda c: (c["status"] != "active", created_date(c) > start, c["createdAt"])
+    )
+    return [c["campaignId"] for c in ranked[:n]]
+
+
+def curl_export(bench: Bench, sb: Sandbox, urls: list[str], runs: int = 3) -> dict[str, Any] | None:
+    """The same export bytes fetched by curl into /dev/null: what the sandbox + loopback can serve."""
+    curl = shutil.which("curl")
+    if not curl:
+        return None
+    argv = [curl, "-sS", "--fail", "-H", f"x-api-key: {DEFAULT_KEY}", "-H", "Accept: application/x-ndjson"]
+    argv += ["-w", "%{size_download}\\n"]
+    for url in urls:
+        argv += ["-o", "/dev/null", url]
+    walls, size = [], 0
+    for _ in range(runs):
+        child = run_child(argv, count=False)
+        walls.append(child.wall_s)
+        if child.returncode != 0:
+            bench.fail(f"curl exited {child.returncode}")
+            return None
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    size = sum(int(x) for x in out.split())
+    return {"wall_s": round(median(walls), 3), "bytes": size}
+
+
+# ---------------------------------------------------------------------------------------------- scenarios
+
+
+def throughput(bench: Bench) -> None:
+    days, rpd, pairs = bench.args.days, bench.args.rows_per_day, bench.args.pairs
+    n = days * rpd
+    start = utc_today() - dt.timedelta(days=days - 1)
+    print(f"\n== throughput: {days} days x {rpd} rows/day = {n:,} rows, {pairs} ABAB pairs")
+    with bench.sandbox("--rows-per-day", str(rpd), "--prewarm", *UNLIMITED) as sb:
+        ids = [bench.args.campaign_id] if bench.args.campaign_id else pick_campaigns(sb, start, 1)
+        cfg = bench.config(sb, "throughput", ids, start)
+        urls = export_urls({"base_url": sb.base_url, "campaign_ids": ids, "start_date": str(start)})
+        print(f"  campaign {ids[0]}, {start} .. today: {len(urls)} export request(s) expected")
+        variants = {
+            ANCHOR: [sys.executable, str(HERE / "orjson_loop.py"), "--config", str(cfg)],
+            CONNECTOR: bench.connector_argv(cfg),
+        }
+        counted = {}
+        for name, argv in variants.items():  # warm-up (untimed) doubles as the exact record count
+            counted[name] = public(bench.measure(sb, argv, count=True))
+            if counted[name]["records"] != n:
+                bench.fail(f"{name} emitted {counted[name]['records']:,} records, expected {n:,}")
+        curl = curl_export(bench, sb, urls)
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
+        for _ in range(pairs):
+            for name, argv in variants.items():
+                runs[name].append(public(bench.measure(sb, argv, count=False)))
+
+    rows = []
+    for name, rs in runs.items():
+        walls = [r["wall_s"] for r in rs]
+        rows.append(
+            [
+                name,
+                n,
+                f"{median(walls):.3f} ({min(walls):.2f}-{max(walls):.2f})",
+                f"{n / median(walls):,.0f}",
+                f"{median([r['cpu_s'] for r in rs]):.2f}",
+                f"{max(r['peak_mib'] for r in rs):.1f}",
+                rs[0]["export_requests"],
+                f"{median([r['sandbox_cpu_s'] for r in rs]):.2f}",
+                counted[name]["records"],
+            ]
+        )
+    if curl:
+        wall = curl["wall_s"]
+        rows.append(["curl > /dev/null", n, f"{wall:.3f}", f"{n / wall:,.0f}", "", "", len(urls), "", ""])
+    table(
+        ["variant", "N rows", "wall s median (min-max)", "rows/s", "cpu s", "peak MiB", "export req",
+         "sandbox cpu s", "records counted"],
+        rows,
+    )  # fmt: skip
+    ratios = [a["wall_s"] / c["wall_s"] for a, c in zip(runs[ANCHOR], runs[CONNECTOR], strict=True)]
+    ratio = median(ratios)
+    peak = max(r["peak_mib"] for r in runs[CONNECTOR] + [counted[CONNECTOR]])
+    print(f"  connector/anchor throughput, median of per-pair ratios: {ratio:.1%}")
+    print(f"    pairs {', '.join(f'{r:.1%}' for r in ratios)} -> {verdict(ratio >= RATIO_TARGET)} (>= 60 %)")
+    print(f"  connector peak RSS {peak:.1f} MiB -> {verdict(peak <= PEAK_LIMIT_MIB)} (<= 100 MiB)")
+    if curl:
+        print(
+            f"  curl: {curl['bytes'] / 1e6:,.0f} MB in {curl['wall_s']:.3f} s, the sandbox's serving ceiling"
+        )
+    if ratio < RATIO_TARGET or peak > PEAK_LIMIT_MIB:
+        bench.fail(f"throughput: ratio {ratio:.1%}, peak {peak:.1f} MiB")
+    bench.results["throughput"] = {
+        "rows": n,
+        "campaign_ids": ids,
+        "start_date": str(start),
+        "counted": counted,
+        "runs": runs,
+        "ratios": ratios,
+        "ratio_median": ratio,
+        "connector_peak_mib": peak,
+        "curl": curl,
+        "pass": ratio >= RATIO_TARGET and peak <= PEAK_LIMIT_MIB,
+    }
+
+
+def memory(bench: Bench) -> None:
+    rpd = bench.args.memory_rows_per_day
+    print(f"\n== memory: connector only, one response each, {rpd} rows/day: 9 days (~100k) and 90 days (~1M)")
+    out = []
+    with bench.sandbox("--rows-per-day", str(rpd), *UNLIMITED) as sb:
+        for days in (9, 90):
+            start = utc_today() - dt.timedelta(days=days - 1)
+            ids = [bench.args.campaign_id] if bench.args.campaign_id else pick_campaigns(sb, start, 1)
+            argv = bench.connector_argv(bench.config(sb, f"memory-{days}", ids, start))
+            row = public(bench.measure(sb, argv, count=True)) | {"rows": days * rpd}
+            if row["records"] != row["rows"]:
+                bench.fail(f"memory: {row['records']:,} records, expected {row['rows']:,}")
+            out.append(row)
+    table(
+        ["rows in one response", "records counted", "export req", "peak MiB", "wall s*"],
+        [
+            [r["rows"], r["records"], r["export_requests"], f"{r['peak_mib']:.1f}", f"{r['wall_s']:.2f}"]
+            for r in out
+        ],
+    )
+    growth = out[1]["peak_mib"] - out[0]["peak_mib"]
+    ok = max(r["peak_mib"] for r in out) <= PEAK_LIMIT_MIB and growth <= FLAT_TOLERANCE_MIB
+    print("  * counted runs (this process parses the output, sharing the CPU): not a throughput figure")
+    print(f"  peak growth 100k -> 1M: {growth:+.1f} MiB -> {verdict(ok)} (flat: <= 10 MiB, both <= 100 MiB)")
+    if not ok:
+        bench.fail(f"memory: peaks {[r['peak_mib'] for r in out]} MiB")
+    bench.results["memory"] = {"runs": out, "growth_mib": growth, "pass": ok}
+
+
+def concurrency(bench: Bench) -> None:
+    a = bench.args
+    start = utc_today() - dt.timedelta(days=29)
+    print(f"\n== concurrency: {a.campaigns} campaigns, one export each from {start}, {a.latency} s latency")
+    flags = ["--campaigns", str(a.campaigns), "--latency", str(a.latency), "--rows-per-day", "20"]
+    runs = []
+    with bench.sandbox(*flags, *UNLIMITED) as sb:
+        ids = pick_campaigns(sb, start, a.campaigns)
+        for workers in a.workers:
+            extra = UNLIMITED_BUDGET | ({"num_workers": workers} if workers else {})
+            argv = bench.connector_argv(bench.config(sb, f"conc-{workers}", ids, start, **extra))
+            label = f"num_workers={workers or 'default'}, budget raised"
+            runs.append({"label": label} | public(bench.measure(sb, argv, count=True)))
+    with bench.sandbox(*flags, "--rate-limit-per-minute", "60", "--rate-limit-per-hour", "600") as sb:
+        argv = bench.connector_argv(bench.config(sb, "conc-documented", ids, start))
+        runs.append(
+            {"label": "defaults: workers, 60/min, 600/h"} | public(bench.measure(sb, argv, count=True))
+        )
+    sequential = runs[0]["wall_s"]
+    table(
+        ["run", "wall s", "vs first", "export req", "429s", "records counted"],
+        [
+            [r["label"], f"{r['wall_s']:.2f}", f"{r['wall_s'] / sequential:.2f}", r["export_requests"],
+             r["export_429"], r["records"]]
+            for r in runs
+        ],
+    )  # fmt: skip
+    parallel = [r["wall_s"] for r in runs[1:-1]]
+    ok = bool(parallel) and min(parallel) <= 0.5 * sequential
+    print(f"  sequential lower bound: {runs[0]['export_requests']} x {a.latency} s of latency")
+    print(f"  best parallel run vs the first run -> {verdict(ok)} ('well under': <= 50 %)")
+    if not ok:
+        bench.fail("concurrency: no parallel run took <= 50 % of the first run")
+    bench.results["concurrency"] = {"campaign_ids": ids, "latency": a.latency, "runs": runs, "pass": ok}
+
+
+def may_change(campaign: dict[str, Any], today: dt.date, tail_days: int = 30, revision_days: int = 7) -> bool:
+    """Can a campaign still get new or revised rows? Settled = ended-like status and its planned end
+    (createdAt + campaignDuration) plus the 30-day tail plus the 7-day revision window is past."""
+    if str(campaign.get("status", "")).lower() not in SETTLED_STATUSES:
+        return True
+    end = created_date(campaign) + dt.timedelta(days=int(campaign.get("campaignDuration") or 0))
+    return end + dt.timedelta(days=tail_days + revision_days) >= today
+
+
+def request_count(bench: Bench) -> None:
+    today = utc_today()
+    print("\n== requests: backfill of every campaign, then an incremental sync with the saved state")
+    flags = ["--rows-per-day", "20", "--campaigns", str(bench.args.requests_campaigns), *UNLIMITED]
+    with bench.sandbox(*flags) as sb:
+        camps = sb.campaigns
+        start = min(created_date(c) for c in camps) - dt.timedelta(days=365)
+        cfg = bench.config(sb, "requests", [c["campaignId"] for c in camps], start)
+        first = bench.measure(sb, bench.connector_argv(cfg), count=True)
+        states = final_states(first["_child"].states)
+        if not states:
+            bench.fail("requests: the backfill emitted no STATE message")
+        state = write_json(bench.tmp / "state.json", states)
+        second = bench.measure(sb, bench.connector_argv(cfg, state), count=True)
+    rows, want1, want2 = [], 0, 0
+    for c in camps:
+        cid, days = c["campaignId"], (today - max(created_date(c), start)).days + 1
+        rule1, rule2 = math.ceil(days / 90), int(may_change(c, today))
+        got1, got2 = first["export_by_campaign"].get(cid, 0), second["export_by_campaign"].get(cid, 0)
+        want1, want2 = want1 + rule1, want2 + rule2
+        flag = "" if (got1, got2) == (rule1, rule2) else "<- differs"
+        rows.append([cid, c["status"], c["createdAt"][:10], c.get("campaignDuration", ""), days])
+        rows[-1] += [rule1, got1, rule2, got2, flag]
+    table(
+        [
+            "campaign",
+            "status",
+            "created",
+            "duration d",
+            "days",
+            "rule",
+            "backfill",
+            "can change",
+            "incremental",
+            "",
+        ],
+        rows,
+    )
+    ok1, ok2 = first["export_requests"] == want1, second["export_requests"] == want2
+    made = first["export_requests"]
+    print(f"  backfill: {made} export requests, rule sum(ceil(days/90)) = {want1} -> {verdict(ok1)}")
+    print(
+        f"  incremental: {second['export_requests']} vs {want2} campaigns that can change -> {verdict(ok2)}"
+    )
+    print(f"  records: backfill {first['records']:,}, incremental {second['records']:,}")
+    if not (ok1 and ok2):
+        bench.fail("requests: counts differ from the rule (see the per-campaign table)")
+    bench.results["requests"] = {
+        "start_date": str(start),
+        "backfill": public(first),
+        "incremental": public(second),
+        "rule_backfill": want1,
+        "rule_incremental": want2,
+        "state": states,
+        "pass": ok1 and ok2,
+    }
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rows-per-day", type=int, default=6000, help="throughput scale (default 6000)")
+    p.add_argument(
+        "--days", type=int, default=90, help="throughput window in days, ending today (default 90)"
+    )
+    p.add_argument("--pairs", type=int, default=3, help="timed anchor/connector pairs; 0 skips throughput")
+    p.add_argument(
+        "--memory", action="store_true", help="also: peak RSS for one response of 100k and 1M rows"
+    )
+    p.add_argument("--concurrency", action="store_true", help="also: 20 campaigns with 0.3 s latency")
+    p.add_argument(
+        "--requests", action="store_true", help="also: export requests of a backfill + incremental"
+    )
+    p.add_argument("--all", action="store_true", help="all scenarios")
+    p.add_argument("--campaign-id", help="campaign for throughput/memory (default: oldest active one)")
+    p.add_argument("--memory-rows-per-day", type=int, default=11112)
+    p.add_argument("--campaigns", type=int, default=20, help="concurrency: campaigns (default 20)")
+    p.add_argument(
+        "--latency", type=float, default=0.3, help="concurrency: seconds per request (default 0.3)"
+    )
+    p.add_argument("--concurrency-rows-per-day", type=int, default=20)
+    p.add_argument("--workers", type=lambda s: [int(x) for x in s.split(",")], default=[1, 0, 8],
+                   help="concurrency: num_workers values, 0 = connector default (default 1,0,8)")  # fmt: skip
+    p.add_argument("--requests-campaigns", type=int, default=3, help="requests: extra campaigns (default 3)")
+    p.add_argument("--requests-rows-per-day", type=int, default=20)
+    p.add_argument("--connector-cmd", help="connector command (default .venv/bin/source-soundlink)")
+    p.add_argument("--sandbox-cmd", help="sandbox command (default .venv/bin/soundlink-sandbox)")
+    args = p.parse_args()
+    bench = Bench(args)
+    m = bench.results["machine"]
+    print(f"machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}, airbyte-cdk {m['airbyte_cdk']}, "
+          f"kernel {m['kernel']}, load {m['loadavg_at_start']}")  # fmt: skip
+    print(f"connector: {shlex.join(bench.connector)} (repo {ROOT})")
+    scenarios = [
+        (args.pairs > 0, throughput),
+        (args.memory or args.all, memory),
+        (args.concurrency or args.all, concurrency),
+        (args.requests or args.all, request_count),
+    ]
+    try:
+        for enabled, scenario in scenarios:
+            if enabled:
+                scenario(bench)
+    finally:
+        RESULTS.parent.mkdir(exist_ok=True)
+        write_json(RESULTS, bench.results | {"failures": bench.failures})
+        shutil.rmtree(bench.tmp, ignore_errors=True)
+    print(f"\nresults: {RESULTS.relative_to(ROOT)}")
+    if bench.failures:
+        print("FAILED:\n  " + "\n  ".join(bench.failures))
+    return 1 if bench.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
