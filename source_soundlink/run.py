@@ -1,5 +1,25 @@
-"""Placeholder entrypoint: the connector core is being built (issue 2)."""
+"""Console entrypoint `source-soundlink`: `read` takes the fast path, every other verb goes to the CDK."""
+
+from __future__ import annotations
+
+import sys
 
 
 def run() -> None:
-    raise SystemExit("source-soundlink is not built yet")
+    args = sys.argv[1:]
+    if args[:1] == ["read"]:
+        from source_soundlink.read_command import main
+
+        sys.exit(main(args[1:]))
+
+    from airbyte_cdk.entrypoint import AirbyteEntrypoint, launch
+
+    from source_soundlink.source import SourceSoundlink
+
+    config_path = AirbyteEntrypoint.extract_config(args)
+    config = SourceSoundlink.read_config(config_path) if config_path else None
+    launch(SourceSoundlink(config=config), args)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,119 @@
+"""SourceSoundlink: the manifest's declarative core plus the Python engagement stream, for the CDK.
+
+The CDK runs spec, discover and the `campaigns` stream from manifest.yaml. `campaign_engagement_daily`
+is read by export.EngagementExport; this class adds it to the catalog and adapts its byte messages to
+AirbyteMessage objects for in-process callers (the CDK's test harness, the standard tests). The
+`source-soundlink read` command does not come through here for that stream: read_command.py writes the
+export's bytes straight to stdout.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+from airbyte_cdk.models import (
+    AirbyteCatalog,
+    AirbyteConnectionStatus,
+    AirbyteMessage,
+    AirbyteMessageSerializer,
+    AirbyteStateMessage,
+    AirbyteStateMessageSerializer,
+    AirbyteStream,
+    ConfiguredAirbyteCatalog,
+    FailureType,
+    Status,
+    SyncMode,
+)
+from airbyte_cdk.sources.declarative.yaml_declarative_source import YamlDeclarativeSource
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from source_soundlink.config import ConfigError, SoundlinkConfig
+from source_soundlink.errors import SoundlinkError
+from source_soundlink.export import (
+    PRIMARY_KEY,
+    EngagementExport,
+    SyncFailed,
+    check_connection,
+    stream_state_from,
+)
+from source_soundlink.protocol import ENGAGEMENT_STREAM
+
+MANIFEST = str(Path(__file__).with_name("manifest.yaml"))
+
+
+class SourceSoundlink(YamlDeclarativeSource):
+    def __init__(
+        self,
+        catalog: ConfiguredAirbyteCatalog | None = None,
+        config: Mapping[str, Any] | None = None,
+        state: list[AirbyteStateMessage] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(path_to_yaml=MANIFEST, catalog=catalog, config=config, state=state, **kwargs)
+
+    def engagement_stream(self) -> AirbyteStream:
+        return AirbyteStream(
+            name=ENGAGEMENT_STREAM,
+            json_schema=self.resolved_manifest["schemas"][ENGAGEMENT_STREAM],
+            supported_sync_modes=[SyncMode.full_refresh, SyncMode.incremental],
+            source_defined_cursor=True,
+            default_cursor_field=["report_date"],
+            source_defined_primary_key=[[field] for field in PRIMARY_KEY],
+            is_resumable=True,
+        )
+
+    def discover(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteCatalog:
+        catalog = super().discover(logger, config)
+        return AirbyteCatalog(streams=[self.engagement_stream(), *catalog.streams])
+
+    def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
+        """Scope-aware check (ping, campaigns, one tiny export) instead of the manifest's CheckStream.
+
+        CheckStream would only read `campaigns`: it cannot tell a key without metrics:read, accept a key
+        without campaigns:read when campaign_ids and start_date are set, or name a missing campaign.
+        """
+        try:
+            check_connection(SoundlinkConfig.from_mapping(dict(config)), _log_to(logger))
+        except (ConfigError, SoundlinkError) as error:
+            return AirbyteConnectionStatus(status=Status.FAILED, message=str(error))
+        return AirbyteConnectionStatus(status=Status.SUCCEEDED)
+
+    def read(
+        self,
+        logger: logging.Logger,
+        config: Mapping[str, Any],
+        catalog: ConfiguredAirbyteCatalog,
+        state: list[AirbyteStateMessage] | None = None,
+    ) -> Iterator[AirbyteMessage]:
+        engagement = [s for s in catalog.streams if s.stream.name == ENGAGEMENT_STREAM]
+        others = [s for s in catalog.streams if s.stream.name != ENGAGEMENT_STREAM]
+        if others:
+            yield from super().read(logger, config, ConfiguredAirbyteCatalog(streams=others), state)
+        if not engagement:
+            return
+        try:
+            soundlink_config = SoundlinkConfig.from_mapping(dict(config))
+        except ConfigError as error:
+            raise AirbyteTracedException(
+                str(error), str(error), failure_type=FailureType.config_error
+            ) from None
+        raw_state = [AirbyteStateMessageSerializer.dump(message) for message in state or []]
+        incremental = engagement[0].sync_mode == SyncMode.incremental
+        export = EngagementExport(soundlink_config, stream_state_from(raw_state) if incremental else None)
+        try:
+            for chunk in export.messages():
+                for line in chunk.splitlines():
+                    yield AirbyteMessageSerializer.load(orjson.loads(line))
+        except SyncFailed as failure:
+            raise AirbyteTracedException(
+                str(failure), str(failure), failure_type=FailureType(failure.failure_type)
+            ) from None
+
+
+def _log_to(logger: logging.Logger) -> Any:
+    levels = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING, "ERROR": logging.ERROR}
+    return lambda level, message: logger.log(levels.get(level, logging.INFO), message)
