@@ -102,22 +102,15 @@ class Sandbox:
         return resp.json()
 
     def _campaigns(self) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        for attempt in range(300):  # the server may still be binding / prewarming
+        """The campaign list from the admin route: not rate-limited, not in the request log."""
+        for _ in range(300):
             try:
-                page = 1
-                while True:
-                    data = self.get(f"/v1/campaigns?page={page}&pageSize=100")["data"]
-                    items += data["items"]
-                    if page >= data["pagination"]["totalPages"]:
-                        return items
-                    page += 1
-            except (requests.ConnectionError, requests.HTTPError):
-                if self.proc.poll() is not None or attempt == 299:
-                    raise RuntimeError(f"sandbox not ready: {self.argv}\n{self.stderr()}") from None
-                items = []
+                return self.get("/_sandbox/campaigns")
+            except requests.ConnectionError:
+                if self.proc.poll() is not None:
+                    break
                 time.sleep(0.2)
-        return items
+        raise RuntimeError(f"sandbox not ready: {self.argv}\n{self.stderr()}")
 
     def configure(self, **settings: float) -> None:
         self.http.post(f"{self.base_url}/_sandbox/config", json=settings, timeout=30).raise_for_status()
@@ -126,8 +119,7 @@ class Sandbox:
         self.http.delete(f"{self.base_url}/_sandbox/requests", timeout=30).raise_for_status()
 
     def requests_seen(self) -> list[dict[str, Any]]:
-        data = self.get("/_sandbox/requests")
-        return data if isinstance(data, list) else data.get("requests", data.get("data", []))
+        return self.get("/_sandbox/requests")
 
     def exports_seen(self) -> list[dict[str, Any]]:
         return [r for r in self.requests_seen() if EXPORT_PATH in r.get("path", "")]

@@ -44,9 +44,10 @@ ANCHOR, CONNECTOR = "orjson loop", "source-soundlink"
 RATIO_TARGET = 0.60
 PEAK_LIMIT_MIB = 100.0
 FLAT_TOLERANCE_MIB = 10.0
-UNLIMITED = ["--rate-limit-per-minute", "1000000", "--rate-limit-per-hour", "100000000"]
-UNLIMITED_BUDGET = {"requests_per_minute": 1_000_000, "requests_per_hour": 100_000_000}
-SETTLED_STATUSES = {"ended", "completed", "stopped", "failed", "inactive", "cancelled", "canceled"}
+UNLIMITED = ["--rate-limit-per-minute", "0", "--rate-limit-per-hour", "0"]  # 0 disables the sandbox limit
+UNLIMITED_BUDGET = {"requests_per_minute": 100_000, "requests_per_hour": 1_000_000}  # the config maxima
+TERMINAL_STATUSES = {"completed", "ended", "stopped", "failed"}
+SETTLE_DAYS = 30 + 7 + 1  # post-end tail + revision window + the last day closing
 
 
 class Bench:
@@ -172,7 +173,7 @@ def throughput(bench: Bench) -> None:
     n = days * rpd
     start = utc_today() - dt.timedelta(days=days - 1)
     print(f"\n== throughput: {days} days x {rpd} rows/day = {n:,} rows, {pairs} ABAB pairs")
-    with bench.sandbox("--rows-per-day", str(rpd), "--prewarm", *UNLIMITED) as sb:
+    with bench.sandbox("--campaigns", "2", "--rows-per-day", str(rpd), "--prewarm", *UNLIMITED) as sb:
         ids = [bench.args.campaign_id] if bench.args.campaign_id else pick_campaigns(sb, start, 1)
         cfg = bench.config(sb, "throughput", ids, start)
         urls = export_urls({"base_url": sb.base_url, "campaign_ids": ids, "start_date": str(start)})
@@ -246,7 +247,7 @@ def memory(bench: Bench) -> None:
     rpd = bench.args.memory_rows_per_day
     print(f"\n== memory: connector only, one response each, {rpd} rows/day: 9 days (~100k) and 90 days (~1M)")
     out = []
-    with bench.sandbox("--rows-per-day", str(rpd), *UNLIMITED) as sb:
+    with bench.sandbox("--campaigns", "2", "--rows-per-day", str(rpd), *UNLIMITED) as sb:
         for days in (9, 90):
             start = utc_today() - dt.timedelta(days=days - 1)
             ids = [bench.args.campaign_id] if bench.args.campaign_id else pick_campaigns(sb, start, 1)
@@ -275,7 +276,8 @@ def concurrency(bench: Bench) -> None:
     a = bench.args
     start = utc_today() - dt.timedelta(days=29)
     print(f"\n== concurrency: {a.campaigns} campaigns, one export each from {start}, {a.latency} s latency")
-    flags = ["--campaigns", str(a.campaigns), "--latency", str(a.latency), "--rows-per-day", "20"]
+    # The sandbox's 6 fixture campaigns come first; every one after them is active.
+    flags = ["--campaigns", str(a.campaigns + 6), "--latency", str(a.latency), "--rows-per-day", "20"]
     runs = []
     with bench.sandbox(*flags, *UNLIMITED) as sb:
         ids = pick_campaigns(sb, start, a.campaigns)
@@ -307,13 +309,13 @@ def concurrency(bench: Bench) -> None:
     bench.results["concurrency"] = {"campaign_ids": ids, "latency": a.latency, "runs": runs, "pass": ok}
 
 
-def may_change(campaign: dict[str, Any], today: dt.date, tail_days: int = 30, revision_days: int = 7) -> bool:
-    """Can a campaign still get new or revised rows? Settled = ended-like status and its planned end
-    (createdAt + campaignDuration) plus the 30-day tail plus the 7-day revision window is past."""
-    if str(campaign.get("status", "")).lower() not in SETTLED_STATUSES:
+def may_change(campaign: dict[str, Any], today: dt.date) -> bool:
+    """Can a campaign still get new or revised rows? No once it reached a terminal status and today is
+    past its planned end (createdAt + campaignDuration) + 1 + the 30-day tail + 7-day revision window + 1."""
+    if campaign.get("status") not in TERMINAL_STATUSES:
         return True
     end = created_date(campaign) + dt.timedelta(days=int(campaign.get("campaignDuration") or 0))
-    return end + dt.timedelta(days=tail_days + revision_days) >= today
+    return today < end + dt.timedelta(days=1 + SETTLE_DAYS)
 
 
 def request_count(bench: Bench) -> None:
@@ -323,7 +325,7 @@ def request_count(bench: Bench) -> None:
     with bench.sandbox(*flags) as sb:
         camps = sb.campaigns
         start = min(created_date(c) for c in camps) - dt.timedelta(days=365)
-        cfg = bench.config(sb, "requests", [c["campaignId"] for c in camps], start)
+        cfg = bench.config(sb, "requests", [], start)  # no campaign_ids: every campaign
         first = bench.measure(sb, bench.connector_argv(cfg), count=True)
         states = final_states(first["_child"].states)
         if not states:
@@ -395,11 +397,11 @@ def main() -> int:
     p.add_argument(
         "--latency", type=float, default=0.3, help="concurrency: seconds per request (default 0.3)"
     )
-    p.add_argument("--concurrency-rows-per-day", type=int, default=20)
     p.add_argument("--workers", type=lambda s: [int(x) for x in s.split(",")], default=[1, 0, 8],
                    help="concurrency: num_workers values, 0 = connector default (default 1,0,8)")  # fmt: skip
-    p.add_argument("--requests-campaigns", type=int, default=3, help="requests: extra campaigns (default 3)")
-    p.add_argument("--requests-rows-per-day", type=int, default=20)
+    p.add_argument(
+        "--requests-campaigns", type=int, default=8, help="requests: sandbox campaigns (default 8)"
+    )
     p.add_argument("--connector-cmd", help="connector command (default .venv/bin/source-soundlink)")
     p.add_argument("--sandbox-cmd", help="sandbox command (default .venv/bin/soundlink-sandbox)")
     args = p.parse_args()
