@@ -139,7 +139,10 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- plumbing ----------------------------------------------------------------------------------
     def _dispatch(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = 0
         body = self.rfile.read(length) if length > 0 else b""
         url = urlsplit(self.path)
         try:
@@ -509,15 +512,12 @@ class Sandbox:
             self._thread.start()
         return self
 
-    def serve_forever(self) -> None:
-        self._server.serve_forever(poll_interval=0.05)
-
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
+        if self._thread is not None:  # shutdown() would wait forever on a server that never served
+            self._server.shutdown()
             self._thread.join()
             self._thread = None
+        self._server.server_close()
 
     def __enter__(self) -> Sandbox:
         return self.start()

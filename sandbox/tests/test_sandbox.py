@@ -302,7 +302,8 @@ def test_rows_per_day_scaling_and_determinism(http: requests.Session) -> None:
     with Sandbox(today=T, rows_per_day=7, seed=8) as c:
         rows = c.truth()
         assert rows and all(n == 7 for n in _per_day(rows).values())
-        assert rows != Sandbox(today=T, rows_per_day=7, seed=9).truth()
+    with Sandbox(today=T, rows_per_day=7, seed=9) as d:
+        assert rows != d.truth()
 
 
 def _per_day(rows: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
@@ -314,8 +315,10 @@ def _per_day(rows: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
 
 
 def test_many_campaigns() -> None:
-    s = Sandbox(today=T, campaigns=20)
-    cs = s.campaigns()
+    with Sandbox(today=T, campaigns=20, prewarm=True) as s:
+        cs = s.campaigns()
+        last = s.app.campaign_list()[-1]
+        assert s.app.cache.get((last.uid, T, 0, True)) is not None  # prewarm encoded it already
     assert len(cs) == 20 and sum(c["status"] == "active" for c in cs) == 16
     assert max(T - date.fromisoformat(c["createdAt"][:10]) for c in cs).days > 300
     assert {"trackName" in c for c in cs[6:]} == {True, False}
