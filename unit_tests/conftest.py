@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+import pytest
+
+
+class SleepRecorder:
+    """Stands in for time.sleep in the client and the export: records each wait instead of waiting."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+@pytest.fixture(autouse=True)
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> SleepRecorder:
+    recorder = SleepRecorder()
+    monkeypatch.setattr("source_soundlink.client.time.sleep", recorder)
+    monkeypatch.setattr("source_soundlink.export.time.sleep", recorder)
+    return recorder
