@@ -8,8 +8,10 @@ import json
 import os
 import platform
 import select
+import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -178,38 +180,59 @@ class _Counter:
             self.errors.append(f"LOG {msg['log']['level']}: {msg['log'].get('message', '')[:300]}")
 
 
+# Children are started by this small launcher, never by the harness itself: Linux carries the parent's
+# peak RSS into a vforked/forked child's ru_maxrss across exec (exec_mmap: setmax_mm_hiwater_rss), so a
+# child spawned directly reports at least the harness's own peak. The launcher (python -S, ~8 MiB) spawns
+# the target, reaps it with wait4 and writes "wall cpu maxrss_kib exitcode" to the file in argv[1].
+LAUNCHER = """
+import os, sys, time
+out, argv = sys.argv[1], sys.argv[2:]
+t = time.perf_counter()
+pid = os.posix_spawnp(argv[0], argv, os.environ)
+_, status, ru = os.wait4(pid, 0)
+wall = time.perf_counter() - t
+with open(out, "w") as f:
+    f.write(f"{wall} {ru.ru_utime + ru.ru_stime} {ru.ru_maxrss} {os.waitstatus_to_exitcode(status)}")
+"""
+
+
 def run_child(argv: list[str], *, count: bool, timeout: float = 900) -> Child:
-    """Run argv; wall time from spawn to reap, peak RSS and CPU from wait4 rusage.
+    """Run argv via LAUNCHER; wall time from spawn to reap, peak RSS and CPU from wait4 rusage.
 
     count=False sends stdout to /dev/null (timed runs); count=True reads the pipe here and counts
     RECORD messages (correctness runs: the parent's parsing shares the CPU, so do not time them).
     """
-    err = tempfile.TemporaryFile()  # noqa: SIM115 (read after the child exits)
     counter = _Counter()
-    started = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE if count else subprocess.DEVNULL, stderr=err)
-    timer = threading.Timer(timeout, proc.kill)
-    timer.start()
-    if count:
-        assert proc.stdout is not None
-        fd = proc.stdout.fileno()
-        while chunk := os.read(fd, 1 << 20):
-            counter.feed(chunk)
-        counter.close()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - started
-    timer.cancel()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err.seek(0)
+    with tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile("r") as out:
+        launcher = [sys.executable, "-S", "-c", LAUNCHER, out.name, *argv]
+        stdout = subprocess.PIPE if count else subprocess.DEVNULL
+        proc = subprocess.Popen(launcher, stdout=stdout, stderr=err, start_new_session=True)
+        timer = threading.Timer(timeout, os.killpg, (proc.pid, signal.SIGKILL))
+        timer.start()
+        if count:
+            assert proc.stdout is not None
+            fd = proc.stdout.fileno()
+            while chunk := os.read(fd, 1 << 20):
+                counter.feed(chunk)
+            counter.close()
+            proc.stdout.close()
+        proc.wait()
+        timer.cancel()
+        err.seek(0)
+        stderr = err.read().decode(errors="replace")[-3000:]
+        fields = out.read().split()
+    if proc.returncode != 0 or len(fields) != 4:
+        raise RuntimeError(f"launcher failed ({proc.returncode}) for {argv}: {stderr}")
+    wall, cpu, maxrss_kib, returncode = float(fields[0]), float(fields[1]), int(fields[2]), int(fields[3])
     return Child(
         wall_s=wall,
-        cpu_s=usage.ru_utime + usage.ru_stime,
-        peak_mib=usage.ru_maxrss / 1024,
-        returncode=proc.returncode,
+        cpu_s=cpu,
+        peak_mib=maxrss_kib / 1024,
+        returncode=returncode,
         records=counter.records if count else None,
         states=counter.states,
         errors=counter.errors,
-        stderr=err.read().decode(errors="replace")[-3000:],
+        stderr=stderr,
     )
 
 
