@@ -7,6 +7,7 @@ import gzip
 import re
 import signal
 import socket
+import socketserver
 import struct
 import sys
 import threading
@@ -447,6 +448,12 @@ class SandboxServer(ThreadingHTTPServer):
         self.verbose = verbose
         super().__init__(addr, Handler)
 
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind does a reverse DNS lookup (getfqdn) that can stall on machines without DNS.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError) and not self.verbose:
             return  # clients dropping connections is routine here (benchmarks, fault tests)
@@ -601,6 +608,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cache-mb", type=int, default=2048, help="bound on cached encoded rows")
     p.add_argument("--verbose", action="store_true", help="access log and tracebacks on stderr")
     a = p.parse_args(argv)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
     sb = Sandbox(
         host=a.host,
         port=a.port,
@@ -619,9 +629,6 @@ def main(argv: list[str] | None = None) -> None:
         cache_mb=a.cache_mb,
         verbose=a.verbose,
     )
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
     sb.start()
     print(sb.base_url, flush=True)
     while not stop.wait(0.5):
