@@ -1,0 +1,360 @@
+"""Shared helpers for the whole-sync integration tests: run the `source-soundlink` command, parse its output.
+
+Every run goes through the installed console script as a subprocess against an in-process sandbox over
+real HTTP. `Connector.read`/`check` also assert, for every run, that the API key never appears in stdout
+or stderr and that every stdout line is a JSON Airbyte message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from soundlink_sandbox import Sandbox
+
+ENGAGEMENT = "campaign_engagement_daily"
+CAMPAIGNS = "campaigns"
+PRIMARY_KEY = (
+    "provider",
+    "account_id",
+    "report_date",
+    "campaign_id",
+    "engagement_context",
+    "country_code",
+    "engaged_spotify_track_id",
+)
+Rows = dict[tuple[Any, ...], dict[str, Any]]  # primary key -> row
+EXPORT_RE = re.compile(r"^/v1/campaigns/([^/]+)/metrics/engagement/export$")
+RUN_TIMEOUT_S = 120
+
+
+def connector_command() -> list[str]:
+    """The installed `source-soundlink` console script next to this interpreter (else `-m` the entrypoint)."""
+    script = Path(sys.executable).with_name("source-soundlink")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("source-soundlink")
+    return [found] if found else [sys.executable, "-m", "source_soundlink.run"]
+
+
+def catalog(*streams: str, sync_mode: str = "incremental") -> dict[str, Any]:
+    streams = streams or (ENGAGEMENT,)
+    entries = []
+    for name in streams:
+        mode = sync_mode if name == ENGAGEMENT else "full_refresh"
+        entries.append(
+            {
+                "stream": {
+                    "name": name,
+                    "json_schema": {},
+                    "supported_sync_modes": ["full_refresh", "incremental"],
+                },
+                "sync_mode": mode,
+                "destination_sync_mode": "append_dedup" if mode == "incremental" else "overwrite",
+                **({"cursor_field": ["report_date"]} if mode == "incremental" else {}),
+            }
+        )
+    return {"streams": entries}
+
+
+def pk(row: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(row[f] for f in PRIMARY_KEY)
+
+
+@dataclass
+class Run:
+    argv: list[str]
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+    seconds: float
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [m for m in self.messages if m["type"] == kind]
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return self.stream_records(ENGAGEMENT)
+
+    def stream_records(self, stream: str) -> list[dict[str, Any]]:
+        return [m["record"]["data"] for m in self.of_type("RECORD") if m["record"]["stream"] == stream]
+
+    @property
+    def state_messages(self) -> list[dict[str, Any]]:
+        return [m["state"] for m in self.of_type("STATE")]
+
+    @property
+    def state(self) -> dict[str, Any] | None:
+        """The engagement stream_state of the last STATE message, or None when none was emitted."""
+        states = [s for s in self.state_messages if s["stream"]["stream_descriptor"]["name"] == ENGAGEMENT]
+        return states[-1]["stream"]["stream_state"] if states else None
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        return [m["trace"]["error"] for m in self.of_type("TRACE") if m["trace"]["type"] == "ERROR"]
+
+    @property
+    def error(self) -> dict[str, Any]:
+        """The run's single TRACE ERROR (asserting there is exactly one)."""
+        assert len(self.errors) == 1, f"expected one TRACE ERROR, got {self.errors}\n{self.describe()}"
+        return self.errors[0]
+
+    @property
+    def logs(self) -> list[dict[str, Any]]:
+        return [m["log"] for m in self.of_type("LOG")]
+
+    @property
+    def stream_statuses(self) -> list[str]:
+        traces = [m["trace"] for m in self.of_type("TRACE")]
+        return [t["stream_status"]["status"] for t in traces if t["type"] == "STREAM_STATUS"]
+
+    @property
+    def connection_status(self) -> dict[str, Any]:
+        statuses = [m["connectionStatus"] for m in self.of_type("CONNECTION_STATUS")]
+        assert len(statuses) == 1, f"expected one CONNECTION_STATUS\n{self.describe()}"
+        return statuses[0]
+
+    def describe(self) -> str:
+        tail = b"\n".join(line for line in self.stdout.splitlines() if b'"type":"RECORD"' not in line)
+        return (
+            f"$ {' '.join(self.argv)}\nexit {self.returncode} in {self.seconds:.1f} s\n"
+            f"--- stdout (records elided) ---\n{tail.decode(errors='replace')[-6000:]}\n"
+            f"--- stderr ---\n{self.stderr.decode(errors='replace')[-3000:]}"
+        )
+
+    def assert_ok(self) -> Run:
+        assert self.returncode == 0, self.describe()
+        assert not self.errors, self.describe()
+        return self
+
+    def assert_failed(self, failure_type: str) -> dict[str, Any]:
+        """Non-zero exit with exactly one TRACE ERROR of `failure_type`; returns the error."""
+        assert self.returncode != 0, self.describe()
+        error = self.error
+        assert error["failure_type"] == failure_type, self.describe()
+        return error
+
+
+def parse_messages(stdout: bytes) -> list[dict[str, Any]]:
+    messages = []
+    for number, line in enumerate(stdout.splitlines(), 1):
+        try:
+            message = json.loads(line)
+        except ValueError as exc:
+            raise AssertionError(f"stdout line {number} is not JSON: {line[:300]!r}") from exc
+        assert isinstance(message, dict) and "type" in message, f"stdout line {number}: {line[:300]!r}"
+        messages.append(message)
+    return messages
+
+
+def assert_secret_absent(secret: str, *outputs: bytes) -> None:
+    for output in outputs:
+        assert secret.encode() not in output, "the API key leaked into the connector's output"
+
+
+class Connector:
+    """Runs `source-soundlink` against one sandbox; files go to a per-test directory."""
+
+    def __init__(self, sandbox: Sandbox, workdir: Path) -> None:
+        self.sandbox = sandbox
+        self.workdir = workdir
+        self._n = 0
+
+    def config(self, **overrides: Any) -> dict[str, Any]:
+        """A working config for this sandbox: high client budget, so only the server limits (if any)."""
+        base = {
+            "api_key": self.sandbox.api_key,
+            "base_url": self.sandbox.base_url,
+            "requests_per_minute": 10_000,
+            "requests_per_hour": 100_000,
+        }
+        base.update(overrides)
+        return {k: v for k, v in base.items() if v is not None}
+
+    def _write(self, name: str, payload: Any) -> str:
+        self._n += 1
+        path = self.workdir / f"{self._n:03d}-{name}.json"
+        path.write_text(json.dumps(payload))
+        return str(path)
+
+    def argv(
+        self,
+        verb: str,
+        config: dict[str, Any],
+        catalog_: dict[str, Any] | None = None,
+        state: dict[str, Any] | None = None,
+        debug: bool = False,
+    ) -> list[str]:
+        argv = [verb, "--config", self._write("config", config)]
+        if catalog_ is not None:
+            argv += ["--catalog", self._write("catalog", catalog_)]
+        if state is not None:
+            argv += ["--state", self._write("state", state_file(state))]
+        if debug:
+            argv.append("--debug")
+        return argv
+
+    def run(self, argv: Sequence[str], secret: str, command: Sequence[str] | None = None) -> Run:
+        full = [*(command or connector_command()), *argv]
+        started = time.monotonic()
+        proc = subprocess.run(full, capture_output=True, timeout=RUN_TIMEOUT_S, cwd=self.workdir)
+        run = Run(full, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
+        assert_secret_absent(secret, proc.stdout, proc.stderr)
+        run.messages = parse_messages(proc.stdout)
+        return run
+
+    def read(
+        self,
+        config: dict[str, Any] | None = None,
+        state: dict[str, Any] | None = None,
+        sync_mode: str = "incremental",
+        streams: Iterable[str] = (ENGAGEMENT,),
+        debug: bool = False,
+    ) -> Run:
+        config = config if config is not None else self.config()
+        argv = self.argv("read", config, catalog(*streams, sync_mode=sync_mode), state, debug)
+        return self.run(argv, str(config.get("api_key") or "\0"))
+
+    def check(self, config: dict[str, Any] | None = None, debug: bool = False) -> Run:
+        config = config if config is not None else self.config()
+        return self.run(self.argv("check", config, debug=debug), str(config.get("api_key") or "\0"))
+
+
+def state_file(stream_state: dict[str, Any]) -> list[dict[str, Any]]:
+    """What Airbyte passes to --state: a list of per-stream STATE messages."""
+    return [
+        {
+            "type": "STREAM",
+            "stream": {"stream_descriptor": {"name": ENGAGEMENT}, "stream_state": stream_state},
+        }
+    ]
+
+
+# --- records ---------------------------------------------------------------------------------------------
+
+
+def assert_unique_pks(records: Sequence[dict[str, Any]]) -> None:
+    seen: dict[tuple[Any, ...], int] = {}
+    duplicates = []
+    for i, row in enumerate(records):
+        key = pk(row)
+        if key in seen:
+            duplicates.append((key, seen[key], i))
+        seen[key] = i
+    assert not duplicates, f"{len(duplicates)} duplicate primary keys within one sync, e.g. {duplicates[:3]}"
+
+
+def by_pk(*syncs: Iterable[dict[str, Any]]) -> Rows:
+    """The deduplicated union of syncs' records, later syncs winning (the documented upsert)."""
+    merged: Rows = {}
+    for records in syncs:
+        for row in records:
+            merged[pk(row)] = row
+    return merged
+
+
+def assert_same_rows(actual: Rows, expected: Iterable[dict[str, Any]]) -> None:
+    expected_map = by_pk(expected)
+    missing = expected_map.keys() - actual.keys()
+    extra = actual.keys() - expected_map.keys()
+    assert not missing, f"{len(missing)} rows missing, e.g. {sorted(missing)[:3]}"
+    assert not extra, f"{len(extra)} rows not in the sandbox truth, e.g. {sorted(extra)[:3]}"
+    differ = [k for k, row in expected_map.items() if actual[k] != row]
+    assert not differ, (
+        f"{len(differ)} rows differ from the sandbox truth, e.g. {differ[0]}:\n"
+        f"  got      {actual[differ[0]]}\n  expected {expected_map[differ[0]]}"
+    )
+
+
+def assert_exact(records: Sequence[dict[str, Any]], truth: Iterable[dict[str, Any]]) -> None:
+    """One sync's records: no primary key twice, and exactly the truth (every field equal)."""
+    assert_unique_pks(records)
+    assert_same_rows(by_pk(records), truth)
+
+
+# --- the sandbox's request log ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    campaign_id: str
+    start: date
+    end: date
+    status: int | None
+    request_id: str
+    time: float
+    auth: str
+    accept: str | None
+    query: dict[str, str]
+    fault: str | None
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    @property
+    def window(self) -> tuple[date, date]:
+        return self.start, self.end
+
+
+def export_requests(sandbox: Sandbox, campaign_id: str | None = None) -> list[ExportRequest]:
+    out = []
+    for entry in sandbox.requests():
+        m = EXPORT_RE.match(entry["path"])
+        if not m or (campaign_id is not None and m.group(1) != campaign_id):
+            continue
+        q = entry["query"]
+        assert "startDate" in q and "endDate" in q, f"export without explicit dates: {entry}"
+        out.append(
+            ExportRequest(
+                m.group(1),
+                date.fromisoformat(q["startDate"]),
+                date.fromisoformat(q["endDate"]),
+                entry["status"],
+                entry["requestId"],
+                entry["time"],
+                entry["auth"],
+                entry["accept"],
+                q,
+                entry["fault"],
+            )
+        )
+    return out
+
+
+def campaign_spans(sandbox: Sandbox) -> dict[str, tuple[date, date] | None]:
+    """Each campaign's inclusive report_date range with rows, as of the sandbox's today."""
+    today = sandbox.app.today()
+    return {c.campaign_id: c.row_days(today) for c in sandbox.app.campaign_list()}
+
+
+def campaign_by_status(sandbox: Sandbox, status: str) -> str:
+    return next(c["campaignId"] for c in sandbox.campaigns() if c["status"] == status)
+
+
+def multi_window_campaign(sandbox: Sandbox) -> str:
+    """The active campaign whose history is longer than one 90-day window (fixture campaign #2)."""
+    spans = campaign_spans(sandbox)
+    return max(
+        (c for c in sandbox.app.campaign_list() if c.status == "active" and spans[c.campaign_id]),
+        key=lambda c: (spans[c.campaign_id][1] - spans[c.campaign_id][0]).days,  # type: ignore[index]
+    ).campaign_id
+
+
+def days(start: date, end: date) -> list[date]:
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def window_label(start: date, end: date) -> str:
+    """How the connector names a window in its messages."""
+    return f"{start.isoformat()}..{end.isoformat()}"

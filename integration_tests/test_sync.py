@@ -1,0 +1,189 @@
+"""Whole syncs through the `source-soundlink` command against the sandbox over real HTTP (issue 3).
+
+Full refresh and incremental syncs: records equal the sandbox's truth exactly, the requests the sandbox saw
+are the documented ones (explicit dates, <= 90 inclusive days, never after today, one credential header),
+and incremental syncs re-read only what can still change.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+
+from helpers import (
+    CAMPAIGNS,
+    ENGAGEMENT,
+    Connector,
+    ExportRequest,
+    assert_exact,
+    assert_same_rows,
+    assert_unique_pks,
+    by_pk,
+    campaign_by_status,
+    export_requests,
+    multi_window_campaign,
+    pk,
+)
+from soundlink_sandbox import Sandbox
+
+NDJSON = "application/x-ndjson"
+
+
+def assert_windows_tile(requests: list[ExportRequest], first_day, last_day, max_days: int = 90) -> None:
+    """One campaign's requests: each <= max_days, contiguous, covering first_day..last_day exactly once."""
+    windows = sorted(r.window for r in requests)
+    assert windows, "no export request for the campaign"
+    assert windows[0][0] == first_day, windows
+    assert windows[-1][1] == last_day, windows
+    for (_, end), (next_start, _) in itertools.pairwise(windows):
+        assert next_start == end + timedelta(days=1), f"gap or overlap between windows: {windows}"
+    for start, end in windows:
+        assert start <= end, windows
+        assert (end - start).days + 1 <= max_days, f"window {start}..{end} is over {max_days} days"
+
+
+def test_full_refresh_is_exact_and_requests_are_documented(sandbox: Sandbox, connector: Connector) -> None:
+    run = connector.read(sync_mode="full_refresh").assert_ok()
+
+    assert_exact(run.records, sandbox.truth())
+    assert run.stream_statuses == ["STARTED", "RUNNING", "COMPLETE"]
+    assert run.state is not None and run.state["state_version"] == 1
+
+    today = sandbox.app.today()
+    log = sandbox.requests()
+    assert all(entry["auth"] == "x-api-key" for entry in log), {e["auth"] for e in log}
+    assert all(entry["status"] == 200 for entry in log), [(e["path"], e["status"]) for e in log]
+    listing = [e for e in log if e["path"] == "/v1/campaigns"]
+    assert listing and all(e["accept"] == "application/json" for e in listing)
+
+    exports = export_requests(sandbox)
+    assert len(exports) + len(listing) == len(log), "only the listing and exports are needed"
+    assert all(r.accept == NDJSON for r in exports)
+    assert all("engagementContext" not in r.query for r in exports), "engagementContext was not configured"
+    assert all(r.end <= today for r in exports), "a window ends after today"
+    assert len({(r.campaign_id, r.window) for r in exports}) == len(exports), "a window was requested twice"
+    # Every campaign, with rows or not, is tiled from its first day (createdAt's UTC date) up to today.
+    for c in sandbox.app.campaign_list():
+        assert_windows_tile(export_requests(sandbox, c.campaign_id), c.start, today)
+    # The 121-day campaign needs two windows, the first exactly 90 inclusive days.
+    long_one = sorted(r.window for r in export_requests(sandbox, multi_window_campaign(sandbox)))
+    assert len(long_one) == 2 and (long_one[0][1] - long_one[0][0]).days == 89
+
+
+def test_bearer_auth_sends_only_the_authorization_header(sandbox: Sandbox, connector: Connector) -> None:
+    run = connector.read(connector.config(auth_header="bearer"), sync_mode="full_refresh").assert_ok()
+
+    assert_exact(run.records, sandbox.truth())
+    log = sandbox.requests()
+    assert log and all(entry["auth"] == "bearer" for entry in log), {e["auth"] for e in log}
+
+
+def test_engagement_context_is_sent_only_when_configured(sandbox: Sandbox, connector: Connector) -> None:
+    run = connector.read(connector.config(engagement_context="playlist")).assert_ok()
+
+    expected = [row for row in sandbox.truth() if row["engagement_context"] == "playlist"]
+    assert expected and len(expected) < len(sandbox.truth())
+    assert_exact(run.records, expected)
+    exports = export_requests(sandbox)
+    assert exports and all(r.query.get("engagementContext") == "playlist" for r in exports)
+
+
+def test_incremental_with_revisions_rereads_only_the_trailing_lookback(
+    sandbox: Sandbox, connector: Connector
+) -> None:
+    today = sandbox.app.today()
+    first = connector.read().assert_ok()
+    assert_exact(first.records, sandbox.truth())
+    settled = campaign_by_status(sandbox, "completed")  # ended T-140, tail over by T-110
+    assert first.state["campaigns"][settled].get("settled") is True
+    assert set(first.state["campaigns"]) == {c["campaignId"] for c in sandbox.campaigns()}
+
+    sandbox.revise()  # every report_date of the last 7 days changes
+    sandbox.clear_requests()
+    second = connector.read(state=first.state).assert_ok()
+
+    truth = sandbox.truth()
+    # Sync 2 re-reads exactly the trailing lookback (7 days before the last checkpoint) of every campaign
+    # that can still change: one request each, none for the settled campaign.
+    exports = export_requests(sandbox)
+    changing = {c["campaignId"] for c in sandbox.campaigns()} - {settled}
+    assert sorted(r.campaign_id for r in exports) == sorted(changing)
+    lookback_start = today - timedelta(days=7)
+    for r in exports:
+        created = sandbox.app.campaigns[r.campaign_id].start
+        assert r.window == (max(lookback_start, created), today), r
+    assert_unique_pks(second.records)
+    since = lookback_start.isoformat()
+    in_lookback = [row for row in truth if row["report_date"] >= since and row["campaign_id"] != settled]
+    assert_same_rows(by_pk(second.records), in_lookback)
+    # The revision is visible: re-read rows carry new values, and the upserted union is the new truth.
+    before = by_pk(first.records)
+    revised = [row for row in second.records if before[pk(row)] != row]
+    assert revised and all(row["report_date"] >= lookback_start.isoformat() for row in revised)
+    assert_same_rows(by_pk(first.records, second.records), truth)
+    assert second.state["campaigns"][settled] == first.state["campaigns"][settled]
+
+
+def test_campaign_added_after_earlier_syncs_gets_its_whole_history(
+    sandbox: Sandbox, connector: Connector
+) -> None:
+    today = sandbox.app.today()
+    first = connector.read().assert_ok()
+    second = connector.read(state=first.state).assert_ok()
+    new = sandbox.add_campaign(created_days_ago=100, campaign_duration=80, target_type="playlist")
+    new_id = new["campaignId"]
+    sandbox.clear_requests()
+
+    third = connector.read(state=second.state).assert_ok()
+
+    new_start = today - timedelta(days=100)
+    assert_windows_tile(export_requests(sandbox, new_id), new_start, today)
+    assert len(export_requests(sandbox, new_id)) == 2  # 101 days: 90 + 11
+    new_rows = sandbox.truth(new_id)
+    assert len(new_rows) == 101 * 12
+    assert_same_rows(by_pk(row for row in third.records if row["campaign_id"] == new_id), new_rows)
+    assert_same_rows(by_pk(first.records, second.records, third.records), sandbox.truth())
+    assert third.state["campaigns"][new_id]["from"] == new_start.isoformat()
+    # The campaigns synced before still re-read only their lookback.
+    for r in export_requests(sandbox):
+        if r.campaign_id != new_id:
+            assert r.start >= today - timedelta(days=7), r
+
+
+def test_campaign_ids_filter_syncs_only_those_campaigns(sandbox: Sandbox, connector: Connector) -> None:
+    wanted = [multi_window_campaign(sandbox), campaign_by_status(sandbox, "ended")]
+    run = connector.read(connector.config(campaign_ids=wanted)).assert_ok()
+
+    assert_exact(run.records, [row for cid in wanted for row in sandbox.truth(cid)])
+    assert {r.campaign_id for r in export_requests(sandbox)} == set(wanted)
+    assert set(run.state["campaigns"]) == set(wanted)
+
+
+def test_campaign_without_rows_does_not_reread_its_history(sandbox: Sandbox, connector: Connector) -> None:
+    today = sandbox.app.today()
+    quiet = sandbox.add_campaign(created_days_ago=60, campaign_duration=90, rows_per_day=0)["campaignId"]
+    failed = campaign_by_status(sandbox, "failed")  # created T-30, never any rows
+    first = connector.read().assert_ok()
+    assert_exact(first.records, sandbox.truth())
+    assert [r.window for r in export_requests(sandbox, quiet)] == [(today - timedelta(days=60), today)]
+
+    previous = first
+    for _ in range(2):  # the next syncs re-read only the lookback, sync after sync
+        sandbox.clear_requests()
+        run = connector.read(state=previous.state).assert_ok()
+        assert run.records and not [row for row in run.records if row["campaign_id"] in (quiet, failed)]
+        for cid in (quiet, failed):
+            assert [r.window for r in export_requests(sandbox, cid)] == [(today - timedelta(days=7), today)]
+            assert run.state["campaigns"][cid]["from"] == first.state["campaigns"][cid]["from"]
+        previous = run
+
+
+def test_full_refresh_of_both_streams(sandbox: Sandbox, connector: Connector) -> None:
+    run = connector.read(sync_mode="full_refresh", streams=(CAMPAIGNS, ENGAGEMENT)).assert_ok()
+
+    assert_exact(run.records, sandbox.truth())
+    campaigns = run.stream_records(CAMPAIGNS)
+    assert sorted(campaigns, key=lambda c: c["campaignId"]) == sorted(
+        sandbox.campaigns(), key=lambda c: c["campaignId"]
+    )
+    assert all(entry["auth"] == "x-api-key" for entry in sandbox.requests())
