@@ -617,3 +617,18 @@ def test_cli_prints_url_and_exits_cleanly(sig: signal.Signals) -> None:
     finally:
         p.kill()
     assert p.returncode == 0 and b"Traceback" not in err
+
+
+def test_admin_config_faults_reset_over_http(sb: Sandbox, http: requests.Session) -> None:
+    base = sb.base_url + "/_sandbox"
+    cfg = http.post(base + "/config", json={"strict_range": True, "today": "2026-05-03"}).json()
+    assert cfg["strict_range"] is True and cfg["today"] == "2026-05-03" and cfg["rate_limit_per_minute"] == 60
+    assert http.get(base + "/config").json() == cfg
+    assert http.post(base + "/config", json={"nope": 1}).status_code == 400
+    http.post(base + "/faults", json={"kind": "gzip", "times": 3})
+    assert http.get(base + "/faults").json() == [{"kind": "gzip", "times": 3, "path_contains": "/export"}]
+    assert http.get(base + "/nope").status_code == 404
+    assert http.post(base + "/reset").json() == {"ok": True}
+    assert http.get(base + "/faults").json() == []
+    assert http.get(base + "/config").json()["today"] == str(T)
+    assert http.get(base + "/truth", params={"campaignId": "camp_nope"}).status_code == 404
