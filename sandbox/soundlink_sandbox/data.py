@@ -95,6 +95,7 @@ class Campaign:
     seed: int
     extra: dict[str, Any] = field(default_factory=dict)
     uid: int = 0  # cache identity: a re-added campaign with the same id must not reuse old blocks
+    target_known: bool = True  # False: legacy rows carry campaign_target_type null ("undetermined")
 
     @property
     def start(self) -> date:
@@ -183,6 +184,8 @@ def make_campaign(
         updated_at=updated,
         seed=seed,
         extra=extra,
+        # Old track campaigns predate target attribution, so their rows exercise the nullable target fields.
+        target_known=not (target_type == "track" and created_days_ago >= 180),
     )
 
 
@@ -263,8 +266,9 @@ class RowPlan:
             self.weights.append(60.0 / (1 + 0.05 * rank[cc]) / (1 + 0.1 * j))
             self.track_idx.append(j)
         is_track = c.target_type == "track"
-        target_isrc = tracks[0][1] if is_track else None
-        target_tid = tracks[0][0] if is_track else None
+        row_type = c.target_type if c.target_known else None
+        target_isrc = tracks[0][1] if row_type == "track" else None
+        target_tid = tracks[0][0] if row_type == "track" else None
         playlist_id = c.extra.get("playlistId") if not is_track else None
         self.head = (
             b'{"provider":"soundlink","account_id":"%s","schema_version":"1.0","report_date":"%%s",'
@@ -275,7 +279,7 @@ class RowPlan:
                 c.organization_id.encode(),
                 c.campaign_id.encode(),
                 _json(c.name),
-                _json(c.target_type),
+                _json(row_type),
                 _json(target_isrc),
                 _json(target_tid),
                 _json(playlist_id),

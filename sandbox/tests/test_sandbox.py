@@ -245,7 +245,11 @@ def test_export_track_campaign_lifecycle(sb: Sandbox, http: requests.Session) ->
     assert {r["status"] for r in rows if r["report_date"] <= str(end)} == {"active"}
     assert {r["status"] for r in rows if r["report_date"] > str(end)} == {"ended"}
     assert {r["engagement_context"] for r in rows} == {"catalog"}
-    assert all(r["campaign_target_isrc"] and r["campaign_target_playlist_id"] is None for r in rows)
+    # The oldest track campaign's rows predate target attribution: type and target ids are null.
+    assert all(r["campaign_target_type"] is None and r["campaign_target_isrc"] is None for r in rows)
+    assert all(r["campaign_target_playlist_id"] is None for r in rows)
+    recent = lines(get(http, sb, export_path(campaign(sb, "ended")["campaignId"]), startDate=str(T)))
+    assert all(r["campaign_target_type"] == "track" and r["campaign_target_isrc"] for r in recent)
     # Tail stops 30 days after the end.
     tail = lines(
         get(http, sb, export_path(done["campaignId"]), startDate=str(end), endDate=str(end + timedelta(60)))
