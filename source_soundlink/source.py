@@ -67,6 +67,9 @@ class SourceSoundlink(YamlDeclarativeSource):
         )
 
     def discover(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteCatalog:
+        if config and not self._config:
+            # The CDK builds streams from the config given to the constructor, not to discover().
+            return SourceSoundlink(config=config).discover(logger, config)
         catalog = super().discover(logger, config)
         return AirbyteCatalog(streams=[self.engagement_stream(), *catalog.streams])
 

@@ -1,0 +1,136 @@
+"""The fast path writes Airbyte messages as bytes: each one must be what the protocol models accept."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+from airbyte_cdk.models import AirbyteMessageSerializer, SyncMode, Type
+from airbyte_cdk.test.entrypoint_wrapper import discover
+from airbyte_cdk.test.mock_http import HttpMocker
+
+from source_soundlink import protocol, read_command
+from source_soundlink.export import PRIMARY_KEY
+from source_soundlink.source import SourceSoundlink
+from unit_tests import builders as b
+
+
+def _parse_all(output: bytes) -> list[Any]:
+    """Load every line through the protocol models (raises on anything they reject)."""
+    return [AirbyteMessageSerializer.load(orjson.loads(line)) for line in output.splitlines()]
+
+
+def test_every_message_builder_is_accepted_by_the_protocol_models() -> None:
+    prefix, middle = protocol.record_envelope(protocol.ENGAGEMENT_STREAM)
+    lines = [orjson.dumps(b.row("camp_a", "2026-03-01")), orjson.dumps(b.row("camp_a", "2026-03-02"))]
+    output = b"".join(
+        [
+            protocol.record_chunk(prefix, middle, lines),
+            protocol.state(protocol.ENGAGEMENT_STREAM, {"state_version": 1, "campaigns": {}}, 2),
+            protocol.log("INFO", "hello"),
+            protocol.stream_status(protocol.ENGAGEMENT_STREAM, "STARTED"),
+            protocol.estimate(protocol.ENGAGEMENT_STREAM, 10),
+            protocol.error_trace("boom", "config_error", stream=protocol.ENGAGEMENT_STREAM),
+        ]
+    )
+    messages = _parse_all(output)
+    assert [m.type for m in messages] == [
+        Type.RECORD,
+        Type.RECORD,
+        Type.STATE,
+        Type.LOG,
+        Type.TRACE,
+        Type.TRACE,
+        Type.TRACE,
+    ]
+    assert messages[0].record.data == b.row("camp_a", "2026-03-01")  # spliced bytes round-trip exactly
+    assert messages[0].record.data["playlist_position"] is None  # top-level nulls are kept
+
+
+@HttpMocker()
+def test_read_command_output_equals_the_cdk_path_and_parses(
+    tmp_path: Path, http_mocker: HttpMocker = None
+) -> None:
+    http_mocker.get(b.campaigns_request(), b.campaigns_response([b.campaign("camp_a", created="2026-03-01")]))
+    rows = b.daily_rows("camp_a", "2026-03-01", "2026-03-04")
+    http_mocker.get(b.export_request("camp_a", "2026-03-01", "2026-03-04"), b.jsonl_response(rows))
+    (tmp_path / "config.json").write_text(json.dumps(b.config(end_date="2026-03-04")))
+    catalog = {
+        "streams": [
+            {
+                "stream": {
+                    "name": "campaign_engagement_daily",
+                    "json_schema": {},
+                    "supported_sync_modes": ["incremental"],
+                },
+                "sync_mode": "incremental",
+                "destination_sync_mode": "append_dedup",
+            }
+        ]
+    }
+    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
+    out = io.BytesIO()
+
+    exit_code = read_command.main(
+        ["--config", str(tmp_path / "config.json"), "--catalog", str(tmp_path / "catalog.json")], out
+    )
+
+    assert exit_code == 0
+    messages = _parse_all(out.getvalue())
+    records = [m.record.data for m in messages if m.type == Type.RECORD]
+    assert records == rows
+    assert {m.record.stream for m in messages if m.type == Type.RECORD} == {"campaign_engagement_daily"}
+    final_state = [m for m in messages if m.type == Type.STATE][-1].state.stream.stream_state
+    assert final_state.campaigns == {
+        "camp_a": {
+            "from": "2026-03-01",
+            "through": "2026-03-04",
+            "has_rows": True,
+            "report_date": "2026-03-04",
+        }
+    }
+    statuses = [
+        m.trace.stream_status.status.name for m in messages if m.type == Type.TRACE and m.trace.stream_status
+    ]
+    assert statuses == ["STARTED", "RUNNING", "COMPLETE"]
+
+
+def test_read_command_rejects_bad_config_before_any_request(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps(b.config(window_size_days=120)))
+    (tmp_path / "catalog.json").write_text(json.dumps({"streams": []}))
+    out = io.BytesIO()
+
+    exit_code = read_command.main(
+        ["--config", str(tmp_path / "config.json"), "--catalog", str(tmp_path / "catalog.json")], out
+    )  # no HTTP mock is active: any request would fail differently
+
+    assert exit_code == 1
+    (error,) = _parse_all(out.getvalue())
+    assert error.trace.error.failure_type.value == "config_error"
+    assert "window_size_days must be between 1 and 90, not 120" in error.trace.error.message
+
+
+def test_discover_declares_both_streams_with_keys_and_cursor() -> None:
+    output = discover(SourceSoundlink(), b.config())
+    streams = {s.name: s for s in output.catalog.catalog.streams}
+    engagement = streams["campaign_engagement_daily"]
+    assert engagement.source_defined_primary_key == [[f] for f in PRIMARY_KEY]
+    assert engagement.default_cursor_field == ["report_date"]
+    assert set(engagement.supported_sync_modes) == {SyncMode.full_refresh, SyncMode.incremental}
+    assert set(engagement.json_schema["properties"]) >= set(PRIMARY_KEY) | {"spl", "playlist_position"}
+    campaigns = streams["campaigns"]
+    assert campaigns.source_defined_primary_key == [["campaignId"]]
+    assert campaigns.supported_sync_modes == [SyncMode.full_refresh]
+
+
+def test_spec_marks_the_key_secret_and_orders_fields() -> None:
+    spec = SourceSoundlink().spec(None).connectionSpecification  # type: ignore[arg-type]
+    properties = spec["properties"]
+    assert properties["api_key"]["airbyte_secret"] is True
+    assert spec["required"] == ["api_key"]
+    assert sorted(p["order"] for p in properties.values()) == list(range(len(properties)))
+    assert properties["lookback_window_days"]["minimum"] == 7
+    assert properties["window_size_days"]["maximum"] == 90
