@@ -109,7 +109,8 @@ class Window:
 class _WindowProgress:
     """What has been emitted for a window so far; survives re-fetches of a cut body."""
 
-    last_key: tuple[str, str, str, str] | None = None
+    last_key: tuple[str, str, str, str] | None = None  # sort key of the last row emitted
+    resume_key: tuple[str, str, str, str] | None = None  # rows up to here came from an earlier, cut fetch
     rows_emitted: int = 0
     ended_since: str | None = None  # first report_date of the trailing run of `ended` rows
     saw_not_ended: bool = False
@@ -360,6 +361,7 @@ class EngagementExport:
                 self._stream_body(response, window, progress)
                 break
             except _BodyCut as cut:
+                progress.resume_key = progress.last_key
                 if attempt == MAX_BODY_ATTEMPTS:
                     raise SoundlinkError(
                         f"The connection was cut mid-body {attempt} times on {window} ({cut}; requestId "
@@ -438,8 +440,8 @@ class EngagementExport:
         """The hot loop: parse each line once, check it, keep its raw bytes for the RECORD envelope."""
         loads = orjson.loads
         first_day, last_day = window.start.isoformat(), window.end.isoformat()
-        resume_key = progress.last_key  # rows up to this key were emitted by an earlier fetch
-        last_key = None
+        resume_key = progress.resume_key
+        last_key = progress.last_key
         last_date = progress.last_date
         emit: list[bytes] = []
         for line in lines:
