@@ -46,6 +46,24 @@ def connector_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "source_soundlink.run"]
 
 
+# Runs the connector's console entrypoint with its clocks sped up: time.monotonic runs `factor` times faster
+# and time.sleep(s) sleeps s/factor. Used only where a test must watch minute-long request budgets.
+_WARP_BOOTSTRAP = """
+import sys, time
+factor = float(sys.argv.pop(1))
+real_monotonic, real_sleep = time.monotonic, time.sleep
+origin = real_monotonic()
+time.monotonic = lambda: origin + (real_monotonic() - origin) * factor
+time.sleep = lambda seconds: real_sleep(max(0.0, seconds) / factor)
+from source_soundlink.run import run
+run()
+"""
+
+
+def warped_connector_command(factor: float) -> list[str]:
+    return [sys.executable, "-c", _WARP_BOOTSTRAP, str(factor)]
+
+
 def catalog(*streams: str, sync_mode: str = "incremental") -> dict[str, Any]:
     streams = streams or (ENGAGEMENT,)
     entries = []
@@ -220,10 +238,11 @@ class Connector:
         sync_mode: str = "incremental",
         streams: Iterable[str] = (ENGAGEMENT,),
         debug: bool = False,
+        command: Sequence[str] | None = None,
     ) -> Run:
         config = config if config is not None else self.config()
         argv = self.argv("read", config, catalog(*streams, sync_mode=sync_mode), state, debug)
-        return self.run(argv, str(config.get("api_key") or "\0"))
+        return self.run(argv, str(config.get("api_key") or "\0"), command)
 
     def check(self, config: dict[str, Any] | None = None, debug: bool = False) -> Run:
         config = config if config is not None else self.config()

@@ -1,0 +1,405 @@
+"""Exact under faults (issue 4): whole syncs through `source-soundlink read` with the sandbox's faults.
+
+Each test asserts complete and exact records (or, on a failure, that what was emitted is exact and the
+next sync completes it), no primary key twice within a sync, the requests the sandbox saw, the failure
+message, and the state left after a failure.
+
+Faults are aimed at one campaign with `path_contains`. Within a campaign, windows are read in order, so
+queueing a harmless fault first (gzip, or a 10 ms slow_first_byte) aims the real fault at the 2nd window.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+import soundlink_sandbox.server as sandbox_server
+from helpers import (
+    Connector,
+    assert_exact,
+    assert_same_rows,
+    assert_unique_pks,
+    by_pk,
+    campaign_by_status,
+    export_requests,
+    multi_window_campaign,
+    warped_connector_command,
+    window_label,
+)
+from soundlink_sandbox import Sandbox
+
+from source_soundlink import client as client_module
+from source_soundlink.client import RequestBudget
+
+WINDOW = 30  # window_size_days for the aimed campaign: its 121 days are 5 windows (30, 30, 30, 30, 1)
+
+
+def path_of(campaign_id: str) -> str:
+    return f"/campaigns/{campaign_id}/metrics"
+
+
+def windows(sandbox: Sandbox, campaign_id: str, size: int = WINDOW) -> list[tuple[date, date]]:
+    c = sandbox.app.campaigns[campaign_id]
+    today = sandbox.app.today()
+    out, start = [], c.start
+    while start <= today:
+        end = min(start + timedelta(days=size - 1), today)
+        out.append((start, end))
+        start = end + timedelta(days=1)
+    return out
+
+
+def two_campaigns(sandbox: Sandbox) -> tuple[str, str]:
+    """The aimed campaign (121 days of rows) and a bystander (the 46-day playlist campaign)."""
+    aimed = multi_window_campaign(sandbox)
+    bystander = next(
+        c.campaign_id
+        for c in sandbox.app.campaign_list()
+        if c.status == "active" and c.target_type == "playlist"
+    )
+    return aimed, bystander
+
+
+def truth_of(sandbox: Sandbox, *campaign_ids: str) -> list[dict[str, Any]]:
+    return [row for cid in campaign_ids for row in sandbox.truth(cid)]
+
+
+# --- retries and waits ----------------------------------------------------------------------------------
+
+
+def test_429_waits_what_retry_after_says(sandbox: Sandbox, connector: Connector) -> None:
+    aimed, bystander = two_campaigns(sandbox)
+    sandbox.add_faults([{"kind": "rate_limit", "retry_after": 2, "path_contains": path_of(aimed)}])
+
+    run = connector.read(connector.config(campaign_ids=[aimed, bystander], window_size_days=WINDOW))
+
+    run.assert_ok()
+    assert_exact(run.records, truth_of(sandbox, aimed, bystander))
+    requests = export_requests(sandbox, aimed)
+    assert [r.status for r in requests] == [429] + [200] * len(windows(sandbox, aimed))
+    limited, retry = requests[0], requests[1]
+    assert retry.window == limited.window
+    assert retry.time - limited.time >= 2.0, "the retry came before Retry-After elapsed"
+    assert retry.time - limited.time < 6.0
+    assert any("waiting 2 s as Retry-After asks" in log["message"] for log in run.logs)
+
+
+class WarpedClock:
+    """The sandbox's clock, sped up like the connector's (see helpers.warped_connector_command)."""
+
+    def __init__(self, factor: float) -> None:
+        self.factor = factor
+        self.origin = time.time()
+
+    def time(self) -> float:
+        return self.origin + (time.time() - self.origin) * self.factor
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds / self.factor)
+
+
+def test_request_budget_stays_under_the_server_limit_without_429(
+    sandbox: Sandbox, connector: Connector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sandbox limit = connector requests_per_minute = 5, a sync of 14 requests: no 429, ever.
+
+    A real minute-long budget would make this test take two minutes, so both clocks run 20x faster: the
+    connector's (time.monotonic/time.sleep in its process) and the sandbox's rate limiter. The budget code
+    runs unchanged; each "minute" lasts 3 real seconds.
+    """
+    factor, limit = 20.0, 5
+    monkeypatch.setattr(sandbox_server, "time", WarpedClock(factor))
+    sandbox.configure(rate_limit_per_minute=limit, rate_limit_per_hour=1000)
+    aimed = multi_window_campaign(sandbox)
+    config = connector.config(
+        campaign_ids=[aimed], window_size_days=10, requests_per_minute=limit, requests_per_hour=1000
+    )
+
+    run = connector.read(config, command=warped_connector_command(factor)).assert_ok()
+
+    assert_exact(run.records, sandbox.truth(aimed))
+    log = sandbox.requests()
+    statuses = [(e["status"], round(e["time"] - log[0]["time"], 2)) for e in log]
+    assert [s for s, _ in statuses] == [200] * len(log), f"a request hit the server limit: {statuses}"
+    assert len(log) == 1 + 13  # the listing, then 13 windows of 10 days for 121 days
+    times = sorted(e["time"] for e in log)
+    for i in range(len(times) - limit):
+        assert times[i + limit] - times[i] >= 60.0 - 0.5, f"more than {limit} requests within a minute"
+    assert times[-1] - times[0] >= 120.0, "14 requests at 5/minute need at least two (warped) minutes"
+    assert any("Request budget reached" in log["message"] for log in run.logs)
+
+
+def test_request_budget_sliding_windows_with_a_fake_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process, in addition: the per-minute and per-hour windows slide, and waits are exact."""
+    now = [1000.0]
+    monkeypatch.setattr(client_module.time, "sleep", lambda seconds: now.__setitem__(0, now[0] + seconds))
+    budget = RequestBudget(per_minute=3, per_hour=7, clock=lambda: now[0])
+
+    sent = []
+    for _ in range(10):
+        budget.acquire()
+        sent.append(now[0] - 1000.0)
+
+    assert sent[:7] == [0, 0, 0, 60, 60, 60, 120]
+    assert sent[7:] == [3600, 3600, 3600]  # the hour is full after 7; it frees when the first 3 leave it
+    for i in range(len(sent) - 3):
+        assert sent[i + 3] - sent[i] >= 60
+    for i in range(len(sent) - 7):
+        assert sent[i + 7] - sent[i] >= 3600
+
+
+def test_5xx_then_success_is_retried_and_exact(sandbox: Sandbox, connector: Connector) -> None:
+    aimed, bystander = two_campaigns(sandbox)
+    sandbox.add_faults(
+        [
+            {"kind": "server_error", "status": 503, "code": "unavailable", "path_contains": path_of(aimed)},
+            {"kind": "server_error", "path_contains": path_of(aimed)},
+        ]
+    )
+
+    run = connector.read(connector.config(campaign_ids=[aimed, bystander], window_size_days=WINDOW))
+
+    run.assert_ok()
+    assert_exact(run.records, truth_of(sandbox, aimed, bystander))
+    requests = export_requests(sandbox, aimed)
+    assert [r.status for r in requests[:3]] == [503, 500, 200]
+    assert requests[0].window == requests[1].window == requests[2].window
+    assert len(requests) == len(windows(sandbox, aimed)) + 2
+
+
+def test_5xx_forever_fails_after_bounded_attempts(sandbox: Sandbox, connector: Connector) -> None:
+    aimed, bystander = two_campaigns(sandbox)
+    first, second = windows(sandbox, aimed)[:2]
+    sandbox.add_faults(
+        [
+            {"kind": "slow_first_byte", "delay": 0.01, "path_contains": path_of(aimed)},  # window 1 is fine
+            {"kind": "server_error", "times": 50, "path_contains": path_of(aimed)},
+        ]
+    )
+    config = connector.config(campaign_ids=[aimed, bystander], window_size_days=WINDOW)
+
+    run = connector.read(config)
+
+    error = run.assert_failed("transient_error")
+    requests = export_requests(sandbox, aimed)
+    failed = requests[1:]
+    assert [r.status for r in requests] == [200] + [500] * 5, "5 bounded attempts, then stop"
+    assert all(r.window == second for r in failed)
+    message = error["message"]
+    assert f"campaign {aimed}, window {window_label(*second)}" in message
+    assert "500 internal_error" in message and "gave up after 5 attempts" in message
+    assert f"requestId {failed[-1].request_id}" in message
+    # What was emitted is exact; the state covers window 1 and the bystander, not the failed window.
+    assert_unique_pks(run.records)
+    assert_same_rows(by_pk(run.records), truth_of(sandbox, bystander) + window_rows(sandbox, aimed, *first))
+    assert run.state["campaigns"][aimed]["through"] == first[1].isoformat()
+    assert run.state["campaigns"][bystander]["through"] == sandbox.app.today().isoformat()
+
+    sandbox.clear_faults()
+    again = connector.read(config, state=run.state).assert_ok()
+    assert_same_rows(by_pk(run.records, again.records), truth_of(sandbox, aimed, bystander))
+    resumed = min(r.start for r in export_requests(sandbox, aimed)[len(requests) :])
+    assert resumed == first[1] - timedelta(days=7)
+
+
+def window_rows(sandbox: Sandbox, campaign_id: str, start: date, end: date) -> list[dict[str, Any]]:
+    first, last = start.isoformat(), end.isoformat()
+    return [r for r in sandbox.truth(campaign_id) if first <= r["report_date"] <= last]
+
+
+def test_reset_before_body_and_slow_first_byte_succeed(sandbox: Sandbox, connector: Connector) -> None:
+    aimed, bystander = two_campaigns(sandbox)
+    sandbox.add_faults(
+        [
+            {"kind": "reset_before_body", "path_contains": path_of(aimed)},
+            {"kind": "slow_first_byte", "delay": 1.0, "path_contains": path_of(bystander)},
+        ]
+    )
+
+    run = connector.read(connector.config(campaign_ids=[aimed, bystander], window_size_days=WINDOW))
+
+    run.assert_ok()
+    assert_exact(run.records, truth_of(sandbox, aimed, bystander))
+    reset = export_requests(sandbox, aimed)
+    assert [r.status for r in reset[:2]] == [0, 200] and reset[0].window == reset[1].window
+    assert len(reset) == len(windows(sandbox, aimed)) + 1
+    slow = export_requests(sandbox, bystander)
+    assert slow[0].fault == "slow_first_byte" and [r.status for r in slow] == [200] * len(slow)
+    assert len(slow) == len(windows(sandbox, bystander))
+
+
+def test_cut_mid_body_refetches_the_window_without_duplicates(sandbox: Sandbox, connector: Connector) -> None:
+    aimed, bystander = two_campaigns(sandbox)
+    sandbox.add_faults(
+        [
+            {"kind": "gzip", "path_contains": path_of(aimed)},
+            {"kind": "cut_mid_body", "after_rows": 100, "path_contains": path_of(aimed)},
+        ]
+    )
+
+    run = connector.read(connector.config(campaign_ids=[aimed, bystander], window_size_days=WINDOW))
+
+    run.assert_ok()
+    assert_exact(run.records, truth_of(sandbox, aimed, bystander))
+    second = windows(sandbox, aimed)[1]
+    requests = export_requests(sandbox, aimed)
+    assert [r.window for r in requests if r.window == second] == [second, second]
+    assert requests[1].fault == "cut_mid_body" and requests[2].fault is None
+    assert len(requests) == len(windows(sandbox, aimed)) + 1
+    cut_logs = [log["message"] for log in run.logs if "cut mid-body" in log["message"]]
+    assert len(cut_logs) == 1 and window_label(*second) in cut_logs[0]
+
+
+BAD_BODIES = [
+    # (fault, failure_type, what the message must say)
+    ({"kind": "malformed_line", "line": 3}, "system_error", ("line 3: it is not valid JSON",)),
+    (
+        {"kind": "missing_field", "line": 2, "field": "country_code"},
+        "system_error",
+        ("line 2: primary-key field country_code is missing or null",),
+    ),
+    (
+        {"kind": "bad_schema_version", "line": 1, "value": "2.0"},
+        "system_error",
+        ("line 1: schema_version is '2.0', this connector reads '1.0'",),
+    ),
+    (
+        {"kind": "long_body", "extra": 1},
+        "system_error",
+        ("line 361: rows are out of the documented order or repeat a primary key",),
+    ),
+    (
+        {"kind": "short_body", "drop": 1},
+        "transient_error",
+        ("the body held 359 rows but X-Row-Count announced 360",),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("fault", "failure_type", "phrases"), BAD_BODIES, ids=[f[0]["kind"] for f in BAD_BODIES]
+)
+def test_bad_body_fails_loudly_and_the_next_sync_rereads_the_window(
+    sandbox: Sandbox,
+    connector: Connector,
+    fault: dict[str, Any],
+    failure_type: str,
+    phrases: tuple[str, ...],
+) -> None:
+    aimed, bystander = two_campaigns(sandbox)
+    first, second = windows(sandbox, aimed)[:2]
+    sandbox.add_faults(
+        [
+            {"kind": "gzip", "path_contains": path_of(aimed)},  # window 1: harmless
+            {**fault, "path_contains": path_of(aimed)},  # window 2: the fault
+        ]
+    )
+    config = connector.config(campaign_ids=[aimed, bystander], window_size_days=WINDOW)
+
+    run = connector.read(config)
+
+    error = run.assert_failed(failure_type)
+    requests = export_requests(sandbox, aimed)
+    assert [r.window for r in requests] == [first, second], "the campaign stops at the bad window"
+    assert requests[1].fault == fault["kind"]
+    message = error["message"]
+    assert f"campaign {aimed}, window {window_label(*second)} (requestId {requests[1].request_id})" in message
+    for phrase in phrases:
+        assert phrase in message, f"{phrase!r} not in {message!r}"
+    assert "next sync re-reads it" in message
+    # Whatever was emitted is exact and unique; the last STATE does not cover the bad window.
+    assert_unique_pks(run.records)
+    emitted = by_pk(run.records)
+    truth = by_pk(truth_of(sandbox, aimed, bystander))
+    assert all(truth[key] == row for key, row in emitted.items())
+    assert by_pk(truth_of(sandbox, bystander)).keys() <= emitted.keys()
+    assert by_pk(window_rows(sandbox, aimed, *first)).keys() <= emitted.keys()
+    assert run.state["campaigns"][aimed]["through"] == first[1].isoformat()
+
+    again = connector.read(config, state=run.state).assert_ok()
+    assert_unique_pks(again.records)
+    reread = sorted(r.window for r in export_requests(sandbox, aimed)[2:])
+    assert reread[0][0] == first[1] - timedelta(days=7), "resumes at the last checkpoint minus the lookback"
+    assert reread[-1][1] == sandbox.app.today()
+    assert all(b[0] == a[1] + timedelta(days=1) for a, b in itertools.pairwise(reread))
+    assert_same_rows(by_pk(run.records, again.records), truth_of(sandbox, aimed, bystander))
+
+
+def test_gzip_bodies_are_exact(sandbox: Sandbox, connector: Connector) -> None:
+    sandbox.configure(gzip=True)
+
+    run = connector.read(connector.config(window_size_days=WINDOW)).assert_ok()
+
+    assert_exact(run.records, sandbox.truth())
+    assert all(r.status == 200 for r in export_requests(sandbox))
+
+
+@pytest.mark.parametrize("how", ["wide_range_400_fault", "strict_server"])
+def test_windows_rejected_as_too_wide_are_split(sandbox: Sandbox, connector: Connector, how: str) -> None:
+    if how == "strict_server":
+        sandbox.configure(strict_range=True, max_export_days=30)
+    else:
+        sandbox.add_faults([{"kind": "wide_range_400", "max_days": 30, "times": 1000}])
+
+    run = connector.read().assert_ok()
+
+    assert_exact(run.records, sandbox.truth())
+    requests = export_requests(sandbox)
+    rejected = [r for r in requests if r.status == 400]
+    accepted = [r for r in requests if r.status == 200]
+    assert rejected and all(r.days > 30 for r in rejected)
+    assert accepted and all(r.days <= 30 for r in accepted)
+    assert len(accepted) + len(rejected) == len(requests)
+    today = sandbox.app.today()
+    for c in sandbox.app.campaign_list():
+        tiles = sorted(r.window for r in accepted if r.campaign_id == c.campaign_id)
+        assert tiles[0][0] == c.start and tiles[-1][1] == today
+        assert all(b[0] == a[1] + timedelta(days=1) for a, b in itertools.pairwise(tiles))
+    assert any("too wide" in log["message"] for log in run.logs)
+
+
+# --- invalid configuration: fail at once, no request ------------------------------------------------------
+
+INVALID_CONFIGS = [
+    ("start_date", {"start_date": "2026/01/01"}),
+    ("start_date", {"start_date": "2026-02-30"}),
+    ("end_date", {"start_date": "2026-05-01", "end_date": "2026-04-01"}),
+    ("engagement_context", {"engagement_context": "radio"}),
+    ("api_key", {"api_key": "pk_live_0123456789"}),
+    ("window_size_days", {"window_size_days": 0}),
+    ("window_size_days", {"window_size_days": 91}),
+]
+
+
+@pytest.mark.parametrize(
+    ("field", "overrides"), INVALID_CONFIGS, ids=[f"{f}={next(iter(o.values()))}" for f, o in INVALID_CONFIGS]
+)
+def test_invalid_config_fails_at_once_naming_the_field(
+    sandbox: Sandbox, connector: Connector, field: str, overrides: dict[str, Any]
+) -> None:
+    config = connector.config(**overrides)
+
+    read = connector.read(config)
+    error = read.assert_failed("config_error")
+    assert field in error["message"], error["message"]
+    assert not read.records and read.state is None
+
+    check = connector.check(config)
+    assert check.returncode == 0, check.describe()
+    status = check.connection_status
+    assert status["status"] == "FAILED"
+    assert field in status["message"], f"check does not name {field}: {status['message']!r}"
+
+    assert sandbox.requests() == [], "an invalid config must fail before any request"
+
+
+def test_config_fixtures_are_aimed_right(sandbox: Sandbox) -> None:
+    """Guards the assumptions the tests above make about the sandbox fixture."""
+    aimed, bystander = two_campaigns(sandbox)
+    tiles = windows(sandbox, aimed)
+    assert len(tiles) == 5 and tiles[1][1] - tiles[1][0] == timedelta(days=WINDOW - 1)
+    assert len(window_rows(sandbox, aimed, *tiles[1])) == 360
+    assert sandbox.truth(bystander) and campaign_by_status(sandbox, "completed") not in (aimed, bystander)
