@@ -123,6 +123,13 @@ class Sandbox:
     def requests_seen(self) -> list[dict[str, Any]]:
         return self.get("/_sandbox/requests")
 
+    def warm(self, url: str) -> None:
+        """Fetch a URL once and discard the body: the sandbox caches the encoded rows it served."""
+        with self.http.get(url, stream=True, timeout=600) as resp:
+            resp.raise_for_status()
+            for _ in resp.iter_content(1 << 20):
+                pass
+
     def exports_seen(self) -> list[dict[str, Any]]:
         return [r for r in self.requests_seen() if EXPORT_PATH in r.get("path", "")]
 
@@ -196,11 +203,12 @@ with open(out, "w") as f:
 """
 
 
-def run_child(argv: list[str], *, count: bool, timeout: float = 900) -> Child:
+def run_child(argv: list[str], *, count: bool, stall_s: float = 0.0, timeout: float = 900) -> Child:
     """Run argv via LAUNCHER; wall time from spawn to reap, peak RSS and CPU from wait4 rusage.
 
     count=False sends stdout to /dev/null (timed runs); count=True reads the pipe here and counts
     RECORD messages (correctness runs: the parent's parsing shares the CPU, so do not time them).
+    stall_s > 0 reads nothing for that long first: a stalled destination, so every buffer fills up.
     """
     counter = _Counter()
     with tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile("r") as out:
@@ -211,6 +219,7 @@ def run_child(argv: list[str], *, count: bool, timeout: float = 900) -> Child:
         timer.start()
         if count:
             assert proc.stdout is not None
+            time.sleep(stall_s)
             fd = proc.stdout.fileno()
             while chunk := os.read(fd, 1 << 20):
                 counter.feed(chunk)

@@ -44,6 +44,7 @@ ANCHOR, CONNECTOR = "orjson loop", "source-soundlink"
 RATIO_TARGET = 0.60
 PEAK_LIMIT_MIB = 100.0
 FLAT_TOLERANCE_MIB = 10.0
+MEMORY_STALL_S = 3.0
 UNLIMITED = ["--rate-limit-per-minute", "0", "--rate-limit-per-hour", "0"]  # 0 disables the sandbox limit
 UNLIMITED_BUDGET = {"requests_per_minute": 100_000, "requests_per_hour": 1_000_000}  # the config maxima
 TERMINAL_STATUSES = {"completed", "ended", "stopped", "failed"}
@@ -80,21 +81,23 @@ class Bench:
         argv = [*self.connector, "read", "--config", str(config), "--catalog", str(cat)]
         return [*argv, "--state", str(state)] if state else argv
 
-    def measure(self, sb: Sandbox, argv: list[str], *, count: bool) -> dict[str, Any]:
+    def measure(self, sb: Sandbox, argv: list[str], *, count: bool, stall_s: float = 0.0) -> dict[str, Any]:
         sb.clear()
         cpu0 = sb.cpu()
-        child = run_child(argv, count=count)
+        child = run_child(argv, count=count, stall_s=stall_s)
         exports = sb.exports_seen()
         row = summary(child) | {
             "export_requests": len(exports),
             "export_429": sum(1 for r in exports if r.get("status") == 429),
             "export_by_campaign": by_campaign(exports),
+            "rows_served": sum(r.get("rows") or 0 for r in exports if r.get("status") == 200),
             "sandbox_cpu_s": round(sb.cpu() - cpu0, 3),
         }
+        name = Path(argv[1] if argv[0] == sys.executable else argv[0]).name
         if child.returncode != 0 or child.errors:
-            self.fail(
-                f"{shlex.join(argv[:2])} exited {child.returncode}: {child.errors[:3]} {child.stderr[-800:]}"
-            )
+            self.fail(f"{name} exited {child.returncode}: {child.errors[:3]} {child.stderr[-800:]}")
+        if count and child.records != row["rows_served"]:
+            self.fail(f"{name} emitted {child.records:,} records for {row['rows_served']:,} rows served")
         return row | {"_child": child}
 
     def fail(self, message: str) -> None:
@@ -133,7 +136,8 @@ def table(headers: list[str], rows: list[list[Any]]) -> None:
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
     print("  " + "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
     for r in cells:
-        print("  " + "  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)))
+        first, *rest = zip(r, widths, strict=True)
+        print("  " + "  ".join([first[0].ljust(first[1]), *(c.rjust(w) for c, w in rest)]))
 
 
 def pick_campaigns(sb: Sandbox, start: dt.date, n: int) -> list[str]:
@@ -247,32 +251,43 @@ def throughput(bench: Bench) -> None:
 
 
 def memory(bench: Bench) -> None:
-    rpd = bench.args.memory_rows_per_day
-    print(f"\n== memory: connector only, one response each, {rpd} rows/day: 9 days (~100k) and 90 days (~1M)")
-    out = []
-    with bench.sandbox("--campaigns", "2", "--rows-per-day", str(rpd), *UNLIMITED) as sb:
-        for days in (9, 90):
-            start = utc_today() - dt.timedelta(days=days - 1)
-            ids = [bench.args.campaign_id] if bench.args.campaign_id else pick_campaigns(sb, start, 1)
-            argv = bench.connector_argv(bench.config(sb, f"memory-{days}", ids, start))
-            row = public(bench.measure(sb, argv, count=True)) | {"rows": days * rpd}
-            if row["records"] != row["rows"]:
-                bench.fail(f"memory: {row['records']:,} records, expected {row['rows']:,}")
-            out.append(row)
-    table(
-        ["rows in one response", "records counted", "export req", "peak MiB", "wall s*"],
-        [
-            [r["rows"], r["records"], r["export_requests"], f"{r['peak_mib']:.1f}", f"{r['wall_s']:.2f}"]
-            for r in out
-        ],
+    rpd, stall = bench.args.memory_rows_per_day, MEMORY_STALL_S
+    print(f"\n== memory: connector only, {rpd} rows/day; destinations: /dev/null (fast) and stalled")
+    print(
+        f"   (stalled: reads nothing for {stall:.0f} s, then counts, so every buffer in the connector fills)"
     )
-    growth = out[1]["peak_mib"] - out[0]["peak_mib"]
-    ok = max(r["peak_mib"] for r in out) <= PEAK_LIMIT_MIB and growth <= FLAT_TOLERANCE_MIB
-    print("  * counted runs (this process parses the output, sharing the CPU): not a throughput figure")
-    print(f"  peak growth 100k -> 1M: {growth:+.1f} MiB -> {verdict(ok)} (flat: <= 10 MiB, both <= 100 MiB)")
-    if not ok:
-        bench.fail(f"memory: peaks {[r['peak_mib'] for r in out]} MiB")
-    bench.results["memory"] = {"runs": out, "growth_mib": growth, "pass": ok}
+    start = utc_today() - dt.timedelta(days=89)
+    cases = []
+    with bench.sandbox("--campaigns", "4", "--rows-per-day", str(rpd), *UNLIMITED) as sb:
+        every = [c["campaignId"] for c in sb.campaigns]
+        for url in export_urls({"base_url": sb.base_url, "campaign_ids": every, "start_date": str(start)}):
+            sb.warm(url)
+        one = [bench.args.campaign_id] if bench.args.campaign_id else pick_campaigns(sb, start, 1)
+        for label, ids, days in (("one response, 9 days", one, 9), ("one response, 90 days", one, 90),
+                                 (f"{len(every)} campaigns in parallel, 90 days", every, 90)):  # fmt: skip
+            cfg = bench.config(sb, f"memory-{len(cases)}", ids, start + dt.timedelta(days=90 - days))
+            argv = bench.connector_argv(cfg)
+            fast = public(bench.measure(sb, argv, count=False))
+            slow = public(bench.measure(sb, argv, count=True, stall_s=stall))
+            cases.append({"case": label, "rows": slow["rows_served"], "fast": fast, "stalled": slow})
+    table(
+        ["case", "rows", "records counted", "export req", "peak MiB /dev/null", "peak MiB stalled"],
+        [
+            [c["case"], c["rows"], c["stalled"]["records"], c["fast"]["export_requests"],
+             c["fast"]["peak_mib"], c["stalled"]["peak_mib"]]
+            for c in cases
+        ],
+    )  # fmt: skip
+    growth = {mode: cases[1][mode]["peak_mib"] - cases[0][mode]["peak_mib"] for mode in ("fast", "stalled")}
+    flat = max(growth.values()) <= FLAT_TOLERANCE_MIB
+    peak = max(c[mode]["peak_mib"] for c in cases for mode in growth)
+    fast, stalled = growth["fast"], growth["stalled"]
+    print(f"  one response, 100k -> 1M rows: /dev/null {fast:+.1f} MiB, stalled {stalled:+.1f} MiB")
+    print(f"    -> {verdict(flat)} (flat: <= {FLAT_TOLERANCE_MIB:.0f} MiB growth with either destination)")
+    print(f"  highest peak {peak} MiB -> {verdict(peak <= PEAK_LIMIT_MIB)} (<= {PEAK_LIMIT_MIB:.0f} MiB)")
+    if not flat or peak > PEAK_LIMIT_MIB:
+        bench.fail(f"memory: growth {fast:+.1f} / {stalled:+.1f} MiB, highest peak {peak} MiB")
+    bench.results["memory"] = {"cases": cases, "growth_mib": growth, "peak_mib": peak, "flat": flat}
 
 
 def concurrency(bench: Bench) -> None:
