@@ -1,0 +1,168 @@
+"""Kill and resume: a multi-window, multi-campaign sync is SIGKILLed at several points and rerun from the
+last STATE it emitted, until a run completes. Nothing may be lost and nothing the final state claims may be
+missing.
+
+Like the Airbyte platform, the test treats only records that precede a run's last STATE as committed:
+records after it (read from the pipe before the kill) are dropped, so the next run must deliver them again.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from helpers import (
+    RUN_TIMEOUT_S,
+    Connector,
+    assert_same_rows,
+    assert_unique_pks,
+    by_pk,
+    catalog,
+    connector_command,
+    export_requests,
+)
+from soundlink_sandbox import Sandbox
+
+WINDOW_DAYS = 10
+LOOKBACK_DAYS = 7
+
+
+@dataclass
+class KilledRun:
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    returncode: int | None = None
+    stderr: bytes = b""
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return [m["record"]["data"] for m in self.messages if m["type"] == "RECORD"]
+
+    @property
+    def committed(self) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """Records up to the last STATE, and that state (None if the run emitted none)."""
+        last = max((i for i, m in enumerate(self.messages) if m["type"] == "STATE"), default=-1)
+        records = [m["record"]["data"] for m in self.messages[:last] if m["type"] == "RECORD"]
+        state = self.messages[last]["state"]["stream"]["stream_state"] if last >= 0 else None
+        return records, state
+
+    @property
+    def uncommitted_records(self) -> int:
+        last = max((i for i, m in enumerate(self.messages) if m["type"] == "STATE"), default=-1)
+        return sum(1 for m in self.messages[last + 1 :] if m["type"] == "RECORD")
+
+
+Stop = Callable[[list[dict[str, Any]]], bool]
+
+
+def after_states(n: int) -> Stop:
+    return lambda messages: sum(m["type"] == "STATE" for m in messages) >= n
+
+
+def mid_records(states: int, records: int) -> Stop:
+    """After `states` STATE lines and then `records` more RECORD lines: in the middle of a window."""
+
+    def stop(messages: list[dict[str, Any]]) -> bool:
+        seen = [i for i, m in enumerate(messages) if m["type"] == "STATE"]
+        if len(seen) < states:
+            return False
+        return sum(m["type"] == "RECORD" for m in messages[seen[states - 1] :]) >= records
+
+    return stop
+
+
+def run_and_kill(
+    connector: Connector, config: dict[str, Any], state: dict[str, Any] | None, stop: Stop | None
+) -> KilledRun:
+    """Run `source-soundlink read`, reading stdout line by line; SIGKILL it as soon as `stop` says so."""
+    argv = connector.argv("read", config, catalog(), state)
+    stderr_path = connector.workdir / "stderr.txt"
+    run = KilledRun()
+    with open(stderr_path, "wb") as stderr:
+        proc = subprocess.Popen([*connector_command(), *argv], stdout=subprocess.PIPE, stderr=stderr)
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                run.messages.append(json.loads(line))
+                if stop is not None and stop(run.messages):
+                    proc.kill()  # SIGKILL: no cleanup, no final STATE, exactly like a lost pod
+                    break
+            run.returncode = proc.wait(timeout=RUN_TIMEOUT_S)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    run.stderr = stderr_path.read_bytes()
+    assert config["api_key"].encode() not in stderr_path.read_bytes()
+    return run
+
+
+def expected_first_windows(sandbox: Sandbox, state: dict[str, Any] | None) -> dict[str, date]:
+    """Where each campaign's reading must start given the state the run was handed."""
+    out = {}
+    for c in sandbox.app.campaign_list():
+        cs = ((state or {}).get("campaigns") or {}).get(c.campaign_id)
+        if cs and cs.get("settled"):
+            continue
+        start = c.start
+        if cs and date.fromisoformat(cs["from"]) <= start:
+            start = max(start, date.fromisoformat(cs["through"]) - timedelta(days=LOOKBACK_DAYS))
+        out[c.campaign_id] = start
+    return out
+
+
+def test_sigkill_at_several_points_then_resume_loses_nothing(sandbox: Sandbox, connector: Connector) -> None:
+    sandbox.configure(latency=0.02)  # ~40 windows of 10 days: slow enough to kill mid-way
+    config = connector.config(window_size_days=WINDOW_DAYS, num_workers=3)
+    today = sandbox.app.today()
+    plan: list[Stop | None] = [after_states(1), after_states(3), after_states(6), mid_records(2, 60)]
+    plan += [None] * 4  # then run to completion (a lookback re-read per run; one run should do)
+
+    committed: list[list[dict[str, Any]]] = []
+    state: dict[str, Any] | None = None
+    completed = None
+    for number, stop in enumerate(plan, 1):
+        sandbox.clear_requests()
+        run = run_and_kill(connector, config, state, stop)
+        records, new_state = run.committed
+        assert_unique_pks(run.records)  # within one run, even a killed one, no primary key twice
+        # Every campaign (re)starts exactly where the handed state says: its first day, or lookback.
+        starts = expected_first_windows(sandbox, state)
+        for cid, first in starts.items():
+            requested = sorted(r.start for r in export_requests(sandbox, cid))
+            if requested:
+                assert requested[0] == first, f"run {number}: {cid} started at {requested[0]}, not {first}"
+        if stop is None:
+            assert run.returncode == 0, f"run {number} failed: {run.stderr[-2000:]!r} {run.messages[-3:]}"
+            completed = run
+            committed.append(run.records)
+            state = new_state
+            break
+        assert run.returncode == -9, f"run {number} ended before it could be killed ({run.returncode})"
+        if stop is plan[3]:
+            assert run.uncommitted_records >= 60, "the mid-records kill leaves records after the last STATE"
+        assert new_state is not None, f"run {number} emitted no STATE before the kill"
+        committed.append(records)
+        state = new_state
+    assert completed is not None, "no run completed"
+
+    # The deduplicated union of committed records is exactly the truth: no record lost, none invented.
+    union = by_pk(*committed)
+    truth = sandbox.truth()
+    assert_same_rows(union, truth)
+    # No window the final state claims is missing, and the state claims everything up to today.
+    final = state["campaigns"]
+    assert set(final) == {c.campaign_id for c in sandbox.app.campaign_list()}
+    for cid, cs in final.items():
+        assert cs["through"] == today.isoformat(), (cid, cs)
+        claimed = {
+            key
+            for key, row in by_pk(truth).items()
+            if row["campaign_id"] == cid and cs["from"] <= row["report_date"] <= cs["through"]
+        }
+        assert claimed <= union.keys()
+        assert cs["from"] == sandbox.app.campaigns[cid].start.isoformat()
+    assert len(committed) >= 5, "every planned kill happened before the completing run"
