@@ -132,6 +132,33 @@ def test_request_budget_stays_under_the_server_limit_without_429(
     assert any("Request budget reached" in log["message"] for log in run.logs)
 
 
+def test_server_rate_limit_is_honoured_when_the_client_budget_is_higher(
+    sandbox: Sandbox, connector: Connector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Server 5/minute, client budget far higher: the real 429s' Retry-After is waited, never hammered."""
+    factor, limit = 20.0, 5
+    monkeypatch.setattr(sandbox_server, "time", WarpedClock(factor))
+    sandbox.configure(rate_limit_per_minute=limit, rate_limit_per_hour=1000)
+    aimed = multi_window_campaign(sandbox)
+    config = connector.config(campaign_ids=[aimed], window_size_days=10, num_workers=1)
+
+    run = connector.read(config, command=warped_connector_command(factor)).assert_ok()
+
+    assert_exact(run.records, sandbox.truth(aimed))
+    log = sandbox.requests()
+    admitted = [e["time"] for e in log if e["status"] == 200]
+    assert len(admitted) == 14
+    limited = [i for i, e in enumerate(log) if e["status"] == 429]
+    assert 2 <= len(limited) <= 4, "one 429 per full minute at most: the connector waits, it does not poll"
+    for i in limited:
+        retry = log[i + 1]
+        assert retry["path"] == log[i]["path"] and retry["query"] == log[i]["query"]
+        before = [t for t in admitted if t < log[i]["time"]]
+        # Retry-After pointed at the moment a slot frees; the retry did not come before it.
+        assert retry["time"] >= before[-limit] + 60.0, "retried before the server's slot freed"
+    assert any("as Retry-After asks" in log["message"] for log in run.logs)
+
+
 def test_request_budget_sliding_windows_with_a_fake_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process, in addition: the per-minute and per-hour windows slide, and waits are exact."""
     now = [1000.0]
