@@ -114,9 +114,6 @@ class Sandbox:
                 time.sleep(0.2)
         raise RuntimeError(f"sandbox not ready: {self.argv}\n{self.stderr()}")
 
-    def configure(self, **settings: float) -> None:
-        self.http.post(f"{self.base_url}/_sandbox/config", json=settings, timeout=30).raise_for_status()
-
     def clear(self) -> None:
         self.http.delete(f"{self.base_url}/_sandbox/requests", timeout=30).raise_for_status()
 
