@@ -40,7 +40,7 @@ from source_soundlink.errors import CONFIG_ERROR, SYSTEM_ERROR, TRANSIENT_ERROR,
 
 STATE_VERSION = 1
 NDJSON = "application/x-ndjson"
-CHUNK_BYTES = 1 << 20
+CHUNK_BYTES = 1 << 18  # 256 KiB reads: small enough that queued output stays a few MiB
 MAX_BODY_ATTEMPTS = 5  # fetches of one window whose body keeps being cut
 # A campaign is settled once a sync has read past: the day it ended + the 30-day post-end tail
 # + the 7-day revision window + 1 day for the last day to close.
@@ -183,7 +183,7 @@ class EngagementExport:
     ) -> None:
         self.config = config
         self._debug = debug
-        self._out: queue.Queue[Any] = queue.Queue(maxsize=32)  # bounded: memory stays flat
+        self._out: queue.Queue[Any] = queue.Queue(maxsize=16)  # ~16 chunks of output: memory stays flat
         self.client = SoundlinkClient(config, self._log, backoff_base_s)
         self._backoff_base_s = backoff_base_s
         previous = (stream_state or {}).get("campaigns")
