@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import io
 import json
 import os
 import select
@@ -25,7 +26,7 @@ import textwrap
 import time
 import urllib.request
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,40 +38,55 @@ BIN = Path(sys.executable).parent  # .venv/bin: the connector and the sandbox ar
 ENGAGEMENT, CAMPAIGNS = "campaign_engagement_daily", "campaigns"
 API_KEY = "sk_sandbox_0123456789abcdef"  # the sandbox's built-in key with both scopes
 CONNECTOR_TIMEOUT = 120
+HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 class DemoError(Exception):
     pass
 
 
-def _die_with_parent() -> None:
-    """Child setup: get SIGTERM if the demo dies, even by SIGKILL, so no sandbox outlives it."""
-    # Not Linux: no-op; the finally blocks still stop it on every normal exit and on Ctrl-C.
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+def _child_setup() -> None:
+    """In the child before exec: undo the held signals, and ask for SIGTERM if the demo dies.
+
+    PR_SET_PDEATHSIG is the last resort for a demo killed by SIGKILL, which runs no cleanup. Elsewhere than
+    Linux it is skipped; `child()` still stops every process on normal exits, errors, Ctrl-C and SIGTERM.
+    """
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_SIGNALS)
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
+@contextlib.contextmanager
+def child(cmd: list[str], **popen: Any) -> Iterator[subprocess.Popen[Any]]:
+    """A subprocess that is stopped whenever the block exits, however it exits.
+
+    SIGINT and SIGTERM are held while it starts: one landing inside Popen would raise before we hold a
+    handle to the process, and nothing could stop it.
+    """
+    proc: subprocess.Popen[Any] | None = None
+    try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+        try:
+            proc = subprocess.Popen(cmd, preexec_fn=_child_setup, **popen)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_SIGNALS)
+        yield proc
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for pipe in (proc.stdout, proc.stderr) if proc is not None else ():
+            if pipe is not None:
+                pipe.close()
 
 
 class SandboxProcess:
-    """`soundlink-sandbox --port 0` as a subprocess; its first stdout line is the base URL."""
-
-    def __init__(self, log_path: Path, today: str) -> None:
-        cmd = [
-            str(BIN / "soundlink-sandbox"),
-            "--port", "0",
-            "--today", today,  # pinned: a sync that straddles midnight UTC still matches the truth
-            "--rate-limit-per-minute", "6000",  # the documented 60/min would make the demo wait
-            "--rate-limit-per-hour", "100000",
-        ]  # fmt: skip
-        with open(log_path, "w") as log:  # the child keeps its own descriptor
-            self.proc = subprocess.Popen(
-                cmd, stdout=subprocess.PIPE, stderr=log, text=True, preexec_fn=_die_with_parent
-            )
-        ready, _, _ = select.select([self.proc.stdout], [], [], 30)
-        line = self.proc.stdout.readline().strip() if ready and self.proc.stdout else ""
-        if not line.startswith("http"):
-            self.stop()
-            raise DemoError(f"the sandbox did not start (no base URL printed); see {log_path}")
-        self.url = line
+    def __init__(self, proc: subprocess.Popen[str], url: str) -> None:
+        self.proc, self.url = proc, url
 
     def admin(self, path: str, method: str = "GET") -> Any:
         with urllib.request.urlopen(urllib.request.Request(self.url + path, method=method), timeout=60) as r:
@@ -79,32 +95,30 @@ class SandboxProcess:
             return [json.loads(line) for line in body.splitlines()]
         return json.loads(body)
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stdout:
-            self.proc.stdout.close()
+
+@contextlib.contextmanager
+def sandbox_process(log_path: Path, today: str) -> Iterator[SandboxProcess]:
+    """`soundlink-sandbox --port 0` as a subprocess; its first stdout line is the base URL."""
+    cmd = [
+        str(BIN / "soundlink-sandbox"),
+        "--port", "0",
+        "--today", today,  # pinned: a sync that straddles midnight UTC still matches the truth
+        "--rate-limit-per-minute", "6000",  # the documented 60/min would make the demo wait
+        "--rate-limit-per-hour", "100000",
+    ]  # fmt: skip
+    with open(log_path, "w") as log, child(cmd, stdout=subprocess.PIPE, stderr=log, text=True) as proc:
+        ready, _, _ = select.select([proc.stdout], [], [], 30)
+        line = proc.stdout.readline().strip() if ready and proc.stdout else ""
+        if not line.startswith("http"):
+            raise DemoError(f"the sandbox did not start (no base URL printed); see {log_path}")
+        yield SandboxProcess(proc, line)
 
 
 def connector(verb: str, *args: str) -> list[dict[str, Any]]:
     """Run `source-soundlink VERB ...`; return its Airbyte messages, or raise on an error trace or exit."""
-    proc = subprocess.Popen(
-        [str(BIN / "source-soundlink"), verb, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        preexec_fn=_die_with_parent,
-    )
-    try:
+    cmd = [str(BIN / "source-soundlink"), verb, *args]
+    with child(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
         out, err = proc.communicate(timeout=CONNECTOR_TIMEOUT)
-    except BaseException:  # Ctrl-C or timeout: never leave the connector running
-        proc.kill()
-        proc.wait()
-        raise
     messages = [json.loads(line) for line in out.splitlines() if line.startswith(b"{")]
     errors = [m["trace"]["error"]["message"] for m in messages if m.get("trace", {}).get("type") == "ERROR"]
     if errors or proc.returncode != 0:
@@ -298,13 +312,8 @@ def run_pyairbyte(sandbox: SandboxProcess, workdir: Path) -> bool:
         "--executable", str(BIN / "source-soundlink"),
         "--workdir", str(workdir / "pyairbyte"),
     ]  # fmt: skip
-    proc = subprocess.Popen(cmd, preexec_fn=_die_with_parent)
-    try:
+    with child(cmd) as proc:
         return proc.wait(timeout=300) == 0
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -313,6 +322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--pyairbyte", action="store_true", help="also load the sandbox with PyAirbyte into DuckDB"
     )
     args = parser.parse_args(argv)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)  # live progress through a pipe (`make demo | tee`) too
     # SIGTERM (e.g. a CI timeout) unwinds like Ctrl-C, so the finally blocks stop the sandbox.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     for tool in ("source-soundlink", "soundlink-sandbox"):
@@ -322,22 +333,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     today = datetime.now(UTC).date().isoformat()
     ok = False
-    with tempfile.TemporaryDirectory(prefix="soundlink-demo-") as tmp:
-        workdir = Path(tmp)
-        sandbox: SandboxProcess | None = None
-        try:
-            sandbox = SandboxProcess(workdir / "sandbox.log", today)
-            ok = run_demo(sandbox, workdir, today)
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="soundlink-demo-") as tmp,
+            sandbox_process(Path(tmp) / "sandbox.log", today) as sandbox,
+        ):
+            ok = run_demo(sandbox, Path(tmp), today)
             if args.pyairbyte:
-                ok = run_pyairbyte(sandbox, workdir) and ok
-        except DemoError as error:
-            print(f"\nDEMO FAILED: {error}", file=sys.stderr)
-        except KeyboardInterrupt:
-            print("\nInterrupted.", file=sys.stderr)
-            return 130
-        finally:
-            if sandbox is not None:
-                sandbox.stop()
+                ok = run_pyairbyte(sandbox, Path(tmp)) and ok
+    except (DemoError, subprocess.TimeoutExpired, RuntimeError, OSError) as error:
+        print(f"\nDEMO FAILED: {error}", file=sys.stderr)  # OSError: an admin call; RuntimeError: pip
+    except KeyboardInterrupt:
+        print("\nInterrupted; sandbox stopped.", file=sys.stderr)
+        return 130
     print(f"\n{'Demo OK' if ok else 'Demo FAILED'} in {time.monotonic() - started:.0f} s; sandbox stopped.")
     return 0 if ok else 1
 
