@@ -33,13 +33,17 @@ class RequestBudget:
     """Sliding-window limits shared by every thread (Soundlink: 60 requests/minute, 600/hour per key).
 
     Waiting here keeps a large backfill off 429s; the server's Retry-After still wins when it answers one.
+    A request is dated when it is let go, then re-dated by settle() when its answer arrives: the server
+    counts it on arrival, somewhere in between, so only the later date keeps the (limit+1)-th request from
+    reaching the server less than a minute after the first (connection setup makes arrivals uneven).
     """
 
     def __init__(self, per_minute: int, per_hour: int, clock: Callable[[], float] = time.monotonic) -> None:
         self._limits = ((60.0, per_minute), (3600.0, per_hour))
-        self._sent: deque[float] = deque()
+        self._sent: deque[float] = deque()  # ascending: every date is a clock() reading taken at that time
         self._lock = threading.Lock()
         self._clock = clock
+        self._local = threading.local()  # the date of this thread's request in flight
 
     def acquire(self, log: Logger | None = None) -> float:
         """Block until a request may be sent; return the seconds waited."""
@@ -52,6 +56,7 @@ class RequestBudget:
                 wait = self._wait_needed(now)
                 if wait <= 0:
                     self._sent.append(now)
+                    self._local.slot = now
                     return waited
             if log and wait >= 1:
                 log(
@@ -59,6 +64,18 @@ class RequestBudget:
                 )
             time.sleep(wait)
             waited += wait
+
+    def settle(self) -> None:
+        """This thread's request got its answer (or failed): re-date it to now, keeping `_sent` ascending."""
+        slot, self._local.slot = getattr(self._local, "slot", None), None
+        if slot is None:
+            return
+        with self._lock:
+            try:
+                self._sent.remove(slot)
+            except ValueError:
+                return  # already out of the hour window
+            self._sent.append(self._clock())
 
     def _wait_needed(self, now: float) -> float:
         wait = 0.0
@@ -116,6 +133,7 @@ class SoundlinkClient:
                     timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
+                self.budget.settle()
                 failures += 1
                 if failures >= MAX_ATTEMPTS:
                     raise SoundlinkError(
@@ -125,6 +143,7 @@ class SoundlinkClient:
                     ) from None
                 self._sleep_backoff(failures, what, type(exc).__name__)
                 continue
+            self.budget.settle()
             status = response.status_code
             if status < 400:
                 return response
