@@ -5,7 +5,9 @@ next sync completes it), no primary key twice within a sync, the requests the sa
 message, and the state left after a failure.
 
 Faults are aimed at one campaign with `path_contains`. Within a campaign, windows are read in order, so
-queueing a harmless fault first (gzip, or a 10 ms slow_first_byte) aims the real fault at the 2nd window.
+queueing a harmless fault of the same class first (the sandbox draws early faults and body faults from
+separate queues) aims the real fault at the 2nd window: a 10 ms slow_first_byte before an early fault
+(429, 5xx, reset), a gzip body before a body fault.
 """
 
 from __future__ import annotations
@@ -258,14 +260,18 @@ def test_reset_before_body_and_slow_first_byte_succeed(sandbox: Sandbox, connect
     assert len(slow) == len(windows(sandbox, bystander))
 
 
-def test_cut_mid_body_refetches_the_window_without_duplicates(sandbox: Sandbox, connector: Connector) -> None:
+@pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gzip"])
+def test_cut_mid_body_refetches_the_window_without_duplicates(
+    sandbox: Sandbox, connector: Connector, compressed: bool
+) -> None:
     aimed, bystander = two_campaigns(sandbox)
-    sandbox.add_faults(
-        [
-            {"kind": "gzip", "path_contains": path_of(aimed)},
-            {"kind": "cut_mid_body", "after_rows": 100, "path_contains": path_of(aimed)},
-        ]
-    )
+    if compressed:
+        # Every body gzipped; the cut lands inside the compressed stream (the sandbox cuts at the byte
+        # offset of `after_rows` uncompressed rows, so keep it small enough to fall inside the gzip body).
+        sandbox.configure(gzip=True)
+    # Window 1 takes the gzip fault (harmless), window 2 the cut: both are body faults, one queue.
+    cut = {"kind": "cut_mid_body", "after_rows": 10 if compressed else 100}
+    sandbox.add_faults([{**f, "path_contains": path_of(aimed)} for f in ({"kind": "gzip"}, cut)])
 
     run = connector.read(connector.config(campaign_ids=[aimed, bystander], window_size_days=WINDOW))
 
@@ -278,6 +284,25 @@ def test_cut_mid_body_refetches_the_window_without_duplicates(sandbox: Sandbox, 
     assert len(requests) == len(windows(sandbox, aimed)) + 1
     cut_logs = [log["message"] for log in run.logs if "cut mid-body" in log["message"]]
     assert len(cut_logs) == 1 and window_label(*second) in cut_logs[0]
+
+
+def test_cut_after_rows_were_emitted_resumes_after_the_last_row(
+    sandbox: Sandbox, connector: Connector
+) -> None:
+    """A body of several MB cut after ~3,000 rows: rows already emitted are skipped on the re-fetch."""
+    big = sandbox.add_campaign(created_days_ago=29, campaign_duration=60, rows_per_day=200)["campaignId"]
+    sandbox.add_faults([{"kind": "cut_mid_body", "after_rows": 3000, "path_contains": path_of(big)}])
+
+    run = connector.read(connector.config(campaign_ids=[big], window_size_days=WINDOW)).assert_ok()
+
+    assert_exact(run.records, sandbox.truth(big))
+    assert len(run.records) == 30 * 200
+    requests = export_requests(sandbox, big)
+    assert [r.window for r in requests] == [requests[0].window] * 2 and requests[0].fault == "cut_mid_body"
+    cut_logs = [log["message"] for log in run.logs if "cut mid-body" in log["message"]]
+    assert len(cut_logs) == 1
+    emitted_before_cut = int(cut_logs[0].split(" after ")[1].split(" rows")[0])
+    assert 0 < emitted_before_cut <= 3000, cut_logs[0]  # the resume path, not a plain retry, was exercised
 
 
 BAD_BODIES = [
