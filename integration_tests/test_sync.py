@@ -150,6 +150,21 @@ def test_campaign_added_after_earlier_syncs_gets_its_whole_history(
             assert r.start >= today - timedelta(days=7), r
 
 
+def test_widening_engagement_context_backfills_the_rows_it_adds(
+    sandbox: Sandbox, connector: Connector
+) -> None:
+    """Sync playlist rows only, then clear engagement_context: the catalog rows must arrive too.
+
+    The state says each campaign is covered "through today" without saying for which context, so a
+    second sync that only re-reads the lookback never fetches the older catalog rows: silent loss.
+    """
+    first = connector.read(connector.config(engagement_context="playlist")).assert_ok()
+    second = connector.read(connector.config(), state=first.state).assert_ok()
+
+    assert_unique_pks(second.records)
+    assert_same_rows(by_pk(first.records, second.records), sandbox.truth())
+
+
 def test_campaign_ids_filter_syncs_only_those_campaigns(sandbox: Sandbox, connector: Connector) -> None:
     wanted = [multi_window_campaign(sandbox), campaign_by_status(sandbox, "ended")]
     run = connector.read(connector.config(campaign_ids=wanted)).assert_ok()
@@ -179,7 +194,7 @@ def test_campaign_without_rows_does_not_reread_its_history(sandbox: Sandbox, con
 
 
 def test_full_refresh_of_both_streams(sandbox: Sandbox, connector: Connector) -> None:
-    run = connector.read(sync_mode="full_refresh", streams=(CAMPAIGNS, ENGAGEMENT)).assert_ok()
+    run = connector.read(sync_mode="full_refresh", streams=(CAMPAIGNS, ENGAGEMENT), debug=True).assert_ok()
 
     assert_exact(run.records, sandbox.truth())
     campaigns = run.stream_records(CAMPAIGNS)
