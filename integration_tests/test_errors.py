@@ -35,6 +35,8 @@ class Case:
     check_phrases: tuple[str, ...] = field(default=())
 
 
+# Not reachable through the command, so not here: 401 mixed_credentials (the connector sends exactly one
+# credential header, whichever auth_header says; test_sync asserts every request the sandbox saw had one).
 CASES = [
     Case("invalid_key", {"api_key": BAD_KEY}, "invalid_api_key", 401, ("paste a valid sk_ key",)),
     Case("revoked_key", {"api_key": "sk_sandbox_revoked"}, "api_key_revoked", 401, ("create a new key",)),

@@ -89,6 +89,24 @@ def test_429_waits_what_retry_after_says(sandbox: Sandbox, connector: Connector)
     assert any("waiting 2 s as Retry-After asks" in log["message"] for log in run.logs)
 
 
+def test_retry_after_beyond_the_cap_fails_at_once(sandbox: Sandbox, connector: Connector) -> None:
+    """A Retry-After over 600 s fails the sync (naming the window and requestId) instead of hanging it."""
+    aimed, bystander = two_campaigns(sandbox)
+    sandbox.add_faults([{"kind": "rate_limit", "retry_after": 3600, "path_contains": path_of(aimed)}])
+
+    run = connector.read(connector.config(campaign_ids=[aimed, bystander], window_size_days=WINDOW))
+
+    error = run.assert_failed("transient_error")
+    limited = export_requests(sandbox, aimed)
+    assert [r.status for r in limited] == [429]
+    message = error["message"]
+    assert f"campaign {aimed}, window {window_label(*windows(sandbox, aimed)[0])}" in message
+    assert "Retry-After 3600 s" in message and f"requestId {limited[0].request_id}" in message
+    assert "requests_per_minute" in message  # what to change
+    assert aimed not in run.state["campaigns"]
+    assert_exact(run.records, sandbox.truth(bystander))
+
+
 class WarpedClock:
     """The sandbox's clock, sped up like the connector's (see helpers.warped_connector_command)."""
 

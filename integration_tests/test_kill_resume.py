@@ -166,3 +166,29 @@ def test_sigkill_at_several_points_then_resume_loses_nothing(sandbox: Sandbox, c
         assert claimed <= union.keys()
         assert cs["from"] == sandbox.app.campaigns[cid].start.isoformat()
     assert len(committed) >= 5, "every planned kill happened before the completing run"
+
+
+def test_sigkill_while_waiting_out_a_429_then_resume(sandbox: Sandbox, connector: Connector) -> None:
+    """Killed while one campaign sleeps through Retry-After and the others stream: nothing is lost."""
+    sandbox.configure(latency=0.02)
+    aimed = max(sandbox.app.campaign_list(), key=lambda c: len(sandbox.truth(c.campaign_id))).campaign_id
+    sandbox.add_faults([{"kind": "rate_limit", "retry_after": 30, "path_contains": f"/campaigns/{aimed}/"}])
+    config = connector.config(window_size_days=WINDOW_DAYS, num_workers=3)
+
+    def waiting(messages: list[dict[str, Any]]) -> bool:
+        rate_limited = any(m["type"] == "LOG" and "Rate limited" in m["log"]["message"] for m in messages)
+        return rate_limited and sum(m["type"] == "STATE" for m in messages) >= 4
+
+    killed = run_and_kill(connector, config, None, waiting)
+    assert killed.returncode == -9
+    records, state = killed.committed
+    assert state is not None and aimed not in state["campaigns"]  # its first window never completed
+    assert [r.status for r in export_requests(sandbox, aimed)] == [429]
+
+    sandbox.clear_requests()
+    done = run_and_kill(connector, config, state, None)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert_unique_pks(done.records)
+    first = min(r.start for r in export_requests(sandbox, aimed))
+    assert first == sandbox.app.campaigns[aimed].start  # never checkpointed: read from its first day
+    assert_same_rows(by_pk(records, done.records), sandbox.truth())
