@@ -236,14 +236,15 @@ class Demo:
                 f"{e['query'].get('startDate')}..{e['query'].get('endDate')}"
             )
         width = max(map(len, self.status), default=10)
-        print(f"   {'campaign':<{width}}  {'status':<9} {'rows':>5}  windows requested (startDate..endDate)")
-        for cid in self.status:
-            print(
-                f"   {cid:<{width}}  {self.status[cid]:<9} {per_campaign[cid]:>5}  "
-                f"{', '.join(windows[cid]) or '- (nothing to re-read)'}"
-            )
         stream_state = final[ENGAGEMENT]["stream"]["stream_state"]
         per_state = stream_state.get("campaigns", {})
+        print(f"   {'campaign':<{width}}  {'status':<9} {'rows':>5}  windows requested (startDate..endDate)")
+        for cid in self.status:
+            settled = per_state.get(cid, {}).get("settled")
+            requested = ", ".join(windows[cid]) or (
+                "none: settled (ended, past its tail)" if settled else "none"
+            )
+            print(f"   {cid:<{width}}  {self.status[cid]:<9} {per_campaign[cid]:>5}  {requested}")
         if per_state == self.last_state:
             print("   state after this sync: unchanged (the lookback re-read does not move `through`)")
         else:
@@ -272,9 +273,9 @@ def run_demo(sandbox: SandboxProcess, workdir: Path, today: str) -> bool:
     section("5. revise: Soundlink re-states recent days")
     revision = sandbox.admin("/_sandbox/revise", "POST")["revision"]
     print(
-        f"   POST /_sandbox/revise -> revision {revision}: report dates of the last 7 days (and today) "
-        "get new values, as late Spotify playback events arrive"
+        f"   POST /_sandbox/revise -> revision {revision}: the last 7 report dates and today get new values"
     )
+    print("   (Soundlink revises closed days for 7 days as late Spotify playback events arrive)")
     rows2, _ = demo.sync(6, "sync 2: incremental, with sync 1's state", state)
 
     section("7. result: deduplicated on the primary key (later sync wins) vs GET /_sandbox/truth")
@@ -283,10 +284,8 @@ def run_demo(sandbox: SandboxProcess, workdir: Path, today: str) -> bool:
     merged.update((pyairbyte_demo.pk(r), r) for r in rows2)
     changed = sum(1 for r in rows2 if pyairbyte_demo.pk(r) in first and first[pyairbyte_demo.pk(r)] != r)
     truth = sandbox.admin("/_sandbox/truth")
-    print(
-        f"   sync 1 {len(rows1)} rows + sync 2 {len(rows2)} rows (re-read for the lookback window; "
-        f"{changed} carry revised values) -> {len(merged)} unique rows; truth {len(truth)} rows"
-    )
+    print(f"   sync 1: {len(rows1)} rows; sync 2: {len(rows2)} rows re-read, {changed} with revised values")
+    print(f"   deduplicated: {len(merged)} unique rows; GET /_sandbox/truth: {len(truth)} rows")
     problems = pyairbyte_demo.compare(merged.values(), truth, exact=True)
     campaigns_truth = sandbox.admin("/_sandbox/campaigns")
     if sorted(demo.campaigns, key=lambda c: c["campaignId"]) != sorted(

@@ -69,8 +69,10 @@ def ensure_venv(venv: Path = VENV, requirements: Path = REQUIREMENTS, log: Any =
     python = venv_python(venv)
     if python.exists() and stamp.exists() and stamp.read_text().strip() == digest:
         return python
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{venv}.lock", "w") as lock:
+    # The lock lives outside the work tree (`venv --clear` empties the venv dir; the repo stays clean).
+    key = hashlib.sha256(str(venv.resolve()).encode()).hexdigest()[:12]
+    lock_path = Path(tempfile.gettempdir()) / f"pyairbyte-venv-{key}.lock"
+    with open(lock_path, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be installing right now
         if python.exists() and stamp.exists() and stamp.read_text().strip() == digest:
             return python
