@@ -119,3 +119,23 @@ def test_demo_interrupted_stops_everything(sig: signal.Signals, whole_group: boo
     assert proc.returncode != 0, output
     assert "Demo OK" not in output
     assert_clean(output)
+
+
+def test_demo_connector_failure_exits_nonzero_and_stops_the_sandbox(tmp_path: Path) -> None:
+    """A connector that fails (here: an error TRACE at `spec`) fails the demo loudly, cleanly."""
+    bin_dir = tmp_path / "bin"  # the demo finds its tools beside sys.executable
+    bin_dir.mkdir()
+    venv_bin = Path(sys.executable).parent
+    (bin_dir / "python").symlink_to(venv_bin / "python")
+    (bin_dir / "soundlink-sandbox").symlink_to(venv_bin / "soundlink-sandbox")
+    fake = bin_dir / "source-soundlink"
+    error = '{"type":"TRACE","trace":{"type":"ERROR","emitted_at":0,"error":{"message":"boom from fake"}}}'
+    fake.write_text(f"#!/bin/sh\necho '{error}'\nexit 1\n")
+    fake.chmod(0o755)
+    done = subprocess.run(
+        [str(bin_dir / "python"), str(DEMO)], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "DEMO FAILED: source-soundlink spec failed (exit 1): boom from fake" in output
+    assert_clean(output)
