@@ -133,6 +133,7 @@ def test_read_fails_with_an_actionable_message(sandbox: Sandbox, connector: Conn
     for phrase in case.phrases:
         assert phrase in message, f"{phrase!r} not in {message!r}"
     assert not run.records
+    assert not (run.state or {}).get("campaigns"), "no window was read, so none may be checkpointed"
     assert run.stream_statuses[-1] == "INCOMPLETE"
     assert bool(export_requests(sandbox)) == case.exports, sandbox.requests()
     if case.exports:
