@@ -231,6 +231,8 @@ if ! podman build --network host --layers "${secret_args[@]}" \
 fi
 grep -E '^(STEP|--> Using cache|COMMIT)' "$build_log" | sed 's/^/[build_image]     /' || true
 rm -f "$build_log"
+# Earlier builds of the tag are left untagged ("dangling"): drop them (the layer cache stays).
+podman image prune -f >/dev/null 2>&1 || true
 spec_out="$(podman run --rm "$IMAGE" spec)" || die "'podman run --rm $IMAGE spec' failed"
 grep -q '"type": *"SPEC"' <<<"$spec_out" || die "'podman run --rm $IMAGE spec' printed no SPEC message"
 say "    $IMAGE: $(podman image inspect "$IMAGE" --format '{{.Id}}' | cut -c1-12), $(podman image inspect "$IMAGE" --format '{{.Size}}' | awk '{printf "%.0f MB", $1/1e6}'), 'spec' OK"
