@@ -1,3 +1,4 @@
+# syntax=docker/dockerfile:1
 # Image of the source-soundlink Airbyte connector.
 #
 # Airbyte's builds use the pinned python-connector-base image below (the same value as
