@@ -102,7 +102,7 @@ pid_max="$(cat /proc/sys/kernel/pid_max 2>/dev/null || echo 32768)"
 { [ "$hard_nproc" = unlimited ] || [ "$hard_nproc" -gt "$pid_max" ]; } && hard_nproc="$pid_max"
 cgroup_manager=cgroupfs
 [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ] && cgroup_manager=systemd
-events_logger=file
+events_logger="file"
 wanted_conf="# Written by source-soundlink scripts/build_image.sh
 [containers]
 # Containers share the host network: the sandbox API and the TLS proxy are reached as from the host.
