@@ -128,8 +128,8 @@ def first_day_to_read(
     """First report_date this sync reads for a campaign, or None when it has nothing to read.
 
     With state that covers the campaign from its first day, re-read `lookback_window_days` before
-    `through` (Soundlink revises closed days); otherwise read from the first day (a new campaign, or
-    start_date moved earlier).
+    `through` (Soundlink revises closed days); otherwise read from the first day (a new campaign,
+    start_date moved earlier, or engagement_context widened beyond what was read).
     """
     candidates = [d for d in (config.start_date, campaign.start) if d is not None]
     if not candidates:
@@ -140,7 +140,9 @@ def first_day_to_read(
     if campaign_state:
         covered_from = _iso_date(campaign_state.get("from"))
         through = _iso_date(campaign_state.get("through"))
-        if covered_from and through and covered_from <= first:
+        read_context = campaign_state.get("engagement_context")  # absent: both contexts were read
+        covers_context = read_context is None or read_context == config.engagement_context
+        if covered_from and through and covered_from <= first and covers_context:
             if campaign_state.get("settled") and campaign_state.get("updated_at") == campaign.updated_at:
                 return None
             first = max(first, through - timedelta(days=config.lookback_window_days))
@@ -316,6 +318,10 @@ class EngagementExport:
         if covered_from is None or window.start < covered_from:
             campaign_state["from"] = window.start.isoformat()
         campaign_state["through"] = window.end.isoformat()
+        if self.config.engagement_context:
+            campaign_state["engagement_context"] = self.config.engagement_context
+        else:
+            campaign_state.pop("engagement_context", None)
         if progress.last_date is not None:
             campaign_state["has_rows"] = True
             if max(progress.last_date, campaign_state.get("report_date") or "") == progress.last_date:

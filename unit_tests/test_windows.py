@@ -51,6 +51,16 @@ def test_start_date_moved_before_the_covered_range_rereads_from_it() -> None:
     assert first_day_to_read(campaign, _config(start_date="2026-02-01"), state) == date(2026, 2, 1)
 
 
+def test_widening_engagement_context_backfills_and_narrowing_does_not() -> None:
+    campaign = Campaign("c", date(2026, 1, 1))
+    playlist_only = {"from": "2026-01-01", "through": "2026-11-20", "engagement_context": "playlist"}
+    assert first_day_to_read(campaign, _config(), playlist_only) == date(2026, 1, 1)
+    assert first_day_to_read(campaign, _config(engagement_context="catalog"), playlist_only) == date(2026, 1, 1)
+    assert first_day_to_read(campaign, _config(engagement_context="playlist"), playlist_only) == date(2026, 11, 13)
+    both = {"from": "2026-01-01", "through": "2026-11-20"}
+    assert first_day_to_read(campaign, _config(engagement_context="catalog"), both) == date(2026, 11, 13)
+
+
 def test_campaign_not_started_yet_has_nothing_to_read() -> None:
     assert first_day_to_read(Campaign("c", date(2026, 12, 5)), _config(), None) is None
 
