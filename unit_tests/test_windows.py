@@ -53,10 +53,10 @@ def test_start_date_moved_before_the_covered_range_rereads_from_it() -> None:
 
 def test_widening_engagement_context_backfills_and_narrowing_does_not() -> None:
     campaign = Campaign("c", date(2026, 1, 1))
-    playlist_only = {"from": "2026-01-01", "through": "2026-11-20", "engagement_context": "playlist"}
-    assert first_day_to_read(campaign, _config(), playlist_only) == date(2026, 1, 1)
-    assert first_day_to_read(campaign, _config(engagement_context="catalog"), playlist_only) == date(2026, 1, 1)
-    assert first_day_to_read(campaign, _config(engagement_context="playlist"), playlist_only) == date(2026, 11, 13)
+    playlist = {"from": "2026-01-01", "through": "2026-11-20", "engagement_context": "playlist"}
+    assert first_day_to_read(campaign, _config(), playlist) == date(2026, 1, 1)
+    assert first_day_to_read(campaign, _config(engagement_context="catalog"), playlist) == date(2026, 1, 1)
+    assert first_day_to_read(campaign, _config(engagement_context="playlist"), playlist) == date(2026, 11, 13)
     both = {"from": "2026-01-01", "through": "2026-11-20"}
     assert first_day_to_read(campaign, _config(engagement_context="catalog"), both) == date(2026, 11, 13)
 
