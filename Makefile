@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration bench image clean
+.PHONY: demo demo-pyairbyte test bench clean
 
 $(STAMP): pyproject.toml sandbox/pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml sandbox/pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
+demo-pyairbyte: $(STAMP)
+	$(BIN)/python scripts/demo.py --pyairbyte
+
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
@@ -24,4 +27,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-pyairbyte build .pytest_cache .ruff_cache

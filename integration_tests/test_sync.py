@@ -7,6 +7,7 @@ and incremental syncs re-read only what can still change.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from datetime import timedelta
 
@@ -62,9 +63,15 @@ def test_full_refresh_is_exact_and_requests_are_documented(sandbox: Sandbox, con
     assert all("engagementContext" not in r.query for r in exports), "engagementContext was not configured"
     assert all(r.end <= today for r in exports), "a window ends after today"
     assert len({(r.campaign_id, r.window) for r in exports}) == len(exports), "a window was requested twice"
-    # Every campaign, with rows or not, is tiled from its first day (createdAt's UTC date) up to today.
+    # Every campaign, with rows or not, is tiled from its first day (createdAt's UTC date) up to today,
+    # except a settled one: its windows stop once a window reaches 38 days past its end (no row can follow).
     for c in sandbox.app.campaign_list():
-        assert_windows_tile(export_requests(sandbox, c.campaign_id), c.start, today)
+        campaign_state = run.state["campaigns"][c.campaign_id]
+        last = dt.date.fromisoformat(campaign_state["through"]) if campaign_state.get("settled") else today
+        assert_windows_tile(export_requests(sandbox, c.campaign_id), c.start, last)
+        if campaign_state.get("settled"):
+            ended_on = dt.date.fromisoformat(campaign_state["ended_on"])
+            assert ended_on + dt.timedelta(days=38) <= last < today
     # The 121-day campaign needs two windows, the first exactly 90 inclusive days.
     long_one = sorted(r.window for r in export_requests(sandbox, multi_window_campaign(sandbox)))
     assert len(long_one) == 2 and (long_one[0][1] - long_one[0][0]).days == 89

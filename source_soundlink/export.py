@@ -308,6 +308,8 @@ class EngagementExport:
                     continue
                 raise
             self._checkpoint(campaign, campaign_state, window, progress)
+            if campaign_state.get("settled"):
+                return  # its rows ended long enough ago: later windows cannot hold a row
             start = window.end + timedelta(days=1)
 
     def _checkpoint(

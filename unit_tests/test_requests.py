@@ -188,7 +188,7 @@ def test_a_settled_campaign_makes_no_request(http_mocker: HttpMocker = None) -> 
 
 
 @HttpMocker()
-def test_ended_rows_settle_a_campaign_once_tail_and_revisions_are_read(
+def test_ended_rows_settle_a_campaign_and_stop_its_windows(
     http_mocker: HttpMocker = None,
 ) -> None:
     http_mocker.get(b.campaigns_request(), b.campaigns_response([b.campaign("camp_e", created="2026-01-01")]))
@@ -196,13 +196,13 @@ def test_ended_rows_settle_a_campaign_once_tail_and_revisions_are_read(
         "camp_e", "2026-02-01", "2026-03-02", status="ended"
     )
     http_mocker.get(b.export_request("camp_e", "2026-01-01", "2026-03-31"), b.jsonl_response(rows))
-    http_mocker.get(b.export_request("camp_e", "2026-04-01", "2026-04-10"), b.jsonl_response([]))
 
     output = _read(b.config(end_date="2026-04-10"))
 
     state = _final_state(output)["campaigns"]["camp_e"]
     assert state["ended_on"] == "2026-02-01"
-    assert state["settled"] is True  # 2026-02-01 + 38 days <= 2026-04-10
+    assert state["settled"] is True  # 2026-02-01 + 38 days <= 2026-03-31
+    assert state["through"] == "2026-03-31"  # no request for 04-01..04-10: no row can follow
 
 
 @HttpMocker()
