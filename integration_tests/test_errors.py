@@ -222,3 +222,24 @@ def test_key_without_campaigns_scope_works_with_campaign_ids_and_start_date(
     assert any("no campaigns:read" in log["message"] for log in run.logs)
     exports = export_requests(sandbox)
     assert sorted((r.campaign_id, r.window) for r in exports) == sorted((c, (start, today)) for c in wanted)
+
+
+def test_failed_campaigns_stream_does_not_stop_the_engagement_stream(
+    sandbox: Sandbox, connector: Connector
+) -> None:
+    today = sandbox.app.today()
+    start = today - timedelta(days=5)
+    wanted = [multi_window_campaign(sandbox)]
+    config = connector.config(
+        api_key="sk_sandbox_metricsonly", campaign_ids=wanted, start_date=start.isoformat()
+    )
+
+    run = connector.read(config, streams=("campaigns", "campaign_engagement_daily"))
+
+    assert run.returncode == 1  # the sync as a whole failed: the campaigns stream could not be read
+    assert run.stream_records("campaigns") == []
+    error = run.error
+    assert error["failure_type"] == "config_error" and "campaigns:read" in error["message"]
+    since = start.isoformat()
+    assert_exact(run.records, [row for row in sandbox.truth(wanted[0]) if row["report_date"] >= since])
+    assert run.state is not None and wanted[0] in run.state["campaigns"]

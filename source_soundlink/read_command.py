@@ -46,9 +46,12 @@ def main(argv: list[str], out: BinaryIO | None = None) -> int:
         out.write(protocol.error_trace(_mask(str(error), secret), CONFIG_ERROR))
         return 1
 
+    campaigns_ok = True
     try:
         if protocol.CAMPAIGNS_STREAM in selected:
-            _read_campaigns_with_cdk(raw_config, catalog, out)
+            # A failed campaigns stream does not stop the engagement stream (a key without campaigns:read
+            # can still export configured campaign_ids); the sync still fails at the end.
+            campaigns_ok = _read_campaigns_with_cdk(raw_config, catalog, out)
         engagement = selected.get(protocol.ENGAGEMENT_STREAM)
         if engagement:
             incremental = engagement.get("sync_mode") == "incremental"
@@ -69,13 +72,15 @@ def main(argv: list[str], out: BinaryIO | None = None) -> int:
         return 1
     finally:
         out.flush()
-    return 0
+    return 0 if campaigns_ok else 1
 
 
-def _read_campaigns_with_cdk(raw_config: dict[str, Any], raw_catalog: dict[str, Any], out: BinaryIO) -> None:
+def _read_campaigns_with_cdk(raw_config: dict[str, Any], raw_catalog: dict[str, Any], out: BinaryIO) -> bool:
+    """Read `campaigns` through the CDK; False if it failed (the CDK already emitted its error trace)."""
     from airbyte_cdk.logger import init_logger
     from airbyte_cdk.models import AirbyteMessageSerializer, ConfiguredAirbyteCatalogSerializer
     from airbyte_cdk.utils.airbyte_secrets_utils import update_secrets
+    from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
     from source_soundlink.source import SourceSoundlink
 
@@ -84,11 +89,15 @@ def _read_campaigns_with_cdk(raw_config: dict[str, Any], raw_catalog: dict[str, 
     streams = [s for s in raw_catalog["streams"] if _stream_name(s) == protocol.CAMPAIGNS_STREAM]
     catalog = ConfiguredAirbyteCatalogSerializer.load({**raw_catalog, "streams": streams})
     source = SourceSoundlink(catalog, raw_config, None)
-    for message in source.read(init_logger("airbyte"), raw_config, catalog, []):
-        out.write(
-            _mask(orjson.dumps(AirbyteMessageSerializer.dump(message)).decode(), secret).encode() + b"\n"
-        )
-    out.flush()
+    try:
+        for message in source.read(init_logger("airbyte"), raw_config, catalog, []):
+            line = orjson.dumps(AirbyteMessageSerializer.dump(message)).decode()
+            out.write(_mask(line, secret).encode() + b"\n")
+    except AirbyteTracedException:
+        return False
+    finally:
+        out.flush()
+    return True
 
 
 def _stream_name(entry: Any) -> str:
