@@ -282,6 +282,16 @@ def test_image_metadata(image: str) -> None:
         check=True,
     )
     assert probe.stdout.split() == ["1000", "0"], probe.stdout
+    # Nor did it end up in the image's trust store: no certificate this host added locally is there.
+    bundle = subprocess.run(
+        ["podman", "run", "--rm", "--entrypoint", "cat", image, "/etc/ssl/certs/ca-certificates.crt"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    for local_ca in Path("/usr/local/share/ca-certificates").glob("**/*.crt"):
+        body = [line for line in local_ca.read_text().splitlines() if line and not line.startswith("-----")]
+        assert body and body[len(body) // 2] not in bundle, f"{local_ca} was baked into the image"
 
 
 def test_spec(image: str) -> None:
