@@ -94,6 +94,10 @@ class SourceSoundlink(YamlDeclarativeSource):
         catalog: ConfiguredAirbyteCatalog,
         state: list[AirbyteStateMessage] | None = None,
     ) -> Iterator[AirbyteMessage]:
+        if config and not self._config:
+            # The CDK builds streams from the config given to the constructor, not to read().
+            yield from SourceSoundlink(catalog, config, state).read(logger, config, catalog, state)
+            return
         engagement = [s for s in catalog.streams if s.stream.name == ENGAGEMENT_STREAM]
         others = [s for s in catalog.streams if s.stream.name != ENGAGEMENT_STREAM]
         if others:
