@@ -339,7 +339,7 @@ BAD_BODIES = [
     (
         {"kind": "long_body", "extra": 1},
         "system_error",
-        ("line 361: rows are out of the documented order or repeat a primary key",),
+        ("line 361: it repeats the primary key of an earlier row of",),
     ),
     (
         {"kind": "short_body", "drop": 1},
@@ -441,6 +441,7 @@ INVALID_CONFIGS = [
     ("end_date", {"start_date": "2026-05-01", "end_date": "2026-04-01"}),
     ("engagement_context", {"engagement_context": "radio"}),
     ("api_key", {"api_key": "pk_live_0123456789"}),
+    ("api_key", {"api_key": "sk_live_has a space"}),
     ("window_size_days", {"window_size_days": 0}),
     ("window_size_days", {"window_size_days": 91}),
 ]

@@ -17,7 +17,7 @@ from typing import Any
 import requests
 
 from source_soundlink.config import SoundlinkConfig
-from source_soundlink.errors import TRANSIENT_ERROR, SoundlinkError, describe_api_error
+from source_soundlink.errors import SYSTEM_ERROR, TRANSIENT_ERROR, SoundlinkError, describe_api_error
 
 Logger = Callable[[str, str], None]  # (level, message)
 
@@ -27,6 +27,13 @@ MAX_RETRY_AFTER_S = 600  # a Retry-After beyond this fails the sync instead of h
 CONNECT_TIMEOUT_S = 10
 READ_TIMEOUT_S = 300  # a 90-day export can take a while to start on a busy organization
 USER_AGENT = "airbyte-source-soundlink/0.1.0"
+# Failures worth another try: no answer, or a JSON answer whose body broke (stream=False reads it in get()).
+_RETRYABLE = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
 
 
 class RequestBudget:
@@ -131,8 +138,10 @@ class SoundlinkClient:
                     headers=headers,
                     stream=stream,
                     timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
+                    # requests keeps a custom x-api-key header on a redirect to another host.
+                    allow_redirects=False,
                 )
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except _RETRYABLE as exc:
                 self.budget.settle()
                 failures += 1
                 if failures >= MAX_ATTEMPTS:
@@ -145,8 +154,18 @@ class SoundlinkClient:
                 continue
             self.budget.settle()
             status = response.status_code
-            if status < 400:
+            self._log("DEBUG", f"GET {path} {dict(params or {})} -> {status}")
+            if status < 300:
                 return response
+            if status < 400:
+                response.close()
+                raise SoundlinkError(
+                    f"Soundlink answered {what} with a redirect (HTTP {status}); redirects are not followed, "
+                    "so the API key never goes to another host: check base_url.",
+                    SYSTEM_ERROR,
+                    response.headers.get("X-Request-Id"),
+                    status,
+                )
             request_id, code = _error_details(response)
             if status == 429:
                 rate_limited += 1

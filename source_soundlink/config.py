@@ -20,6 +20,7 @@ MIN_LOOKBACK_DAYS = 7  # Soundlink revises a closed day for 7 days
 ENGAGEMENT_CONTEXTS = ("catalog", "playlist")
 AUTH_HEADERS = ("x-api-key", "bearer")
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_KEY_RE = re.compile(r"^sk_[\x21-\x7e]+$")  # printable ASCII: what an HTTP header can carry verbatim
 
 
 class ConfigError(ValueError):
@@ -60,6 +61,10 @@ class SoundlinkConfig:
             raise ConfigError("api_key is required: paste your Soundlink API key (it starts with sk_).")
         if not api_key.startswith("sk_"):
             raise ConfigError("api_key must be a Soundlink secret key starting with 'sk_'.")
+        if not _KEY_RE.match(api_key):
+            raise ConfigError(
+                "api_key must not contain spaces, line breaks or other non-printable characters."
+            )
         start_date = _optional_date(raw, "start_date")
         end_date = _optional_date(raw, "end_date")
         if start_date and end_date and end_date < start_date:
@@ -77,7 +82,7 @@ class SoundlinkConfig:
         if auth_header not in AUTH_HEADERS:
             raise ConfigError(f"auth_header must be 'x-api-key' or 'bearer', not {auth_header!r}.")
         return cls(
-            api_key=api_key.strip(),
+            api_key=api_key,
             base_url=_base_url(raw.get("base_url") or DEFAULT_BASE_URL),
             campaign_ids=_campaign_ids(raw.get("campaign_ids")),
             start_date=start_date,

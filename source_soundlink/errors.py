@@ -40,6 +40,7 @@ class SoundlinkError(Exception):
     request_id: str | None = None
     status: int | None = None
     code: str | None = None
+    rows_emitted: int = 0  # rows of the failing window already emitted (a window split must not repeat them)
 
     def __str__(self) -> str:
         return self.message

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -42,6 +42,8 @@ STATE_VERSION = 1
 NDJSON = "application/x-ndjson"
 CHUNK_BYTES = 1 << 18  # 256 KiB reads: small enough that queued output stays a few MiB
 MAX_BODY_ATTEMPTS = 5  # fetches of one window whose body keeps being cut
+MAX_WINDOW_SPLITS = 4  # 90 -> 45 -> 22 -> 11 -> 5 days, then the 400 is reported as it is
+MAX_LINE_BYTES = 64 << 20  # a "line" this long means the body is not JSONL
 # A campaign is settled once a sync has read past: the day it ended + the 30-day post-end tail
 # + the 7-day revision window + 1 day for the last day to close.
 SETTLE_AFTER_ENDED_DAYS = 30 + 7 + 1
@@ -107,15 +109,33 @@ class Window:
 
 @dataclass
 class _WindowProgress:
-    """What has been emitted for a window so far; survives re-fetches of a cut body."""
+    """What has been emitted for a window so far; survives re-fetches of a cut body.
 
-    last_key: tuple[str, str, str, str] | None = None  # sort key of the last row emitted
-    resume_key: tuple[str, str, str, str] | None = None  # rows up to here came from an earlier, cut fetch
+    Rows come sorted by report_date first; within a day the documented order is not relied on (its
+    collation is not specified), so the day's emitted keys are kept to catch repeats and to resume.
+    """
+
+    last_date: str | None = None  # report_date of the last row emitted
+    day_keys: set[tuple[Any, ...]] = field(default_factory=set)  # keys emitted for last_date
+    resume_date: str | None = None  # set after a cut: rows before it, or in resume_keys, were emitted
+    resume_keys: frozenset[tuple[Any, ...]] = frozenset()
     rows_emitted: int = 0
     ended_since: str | None = None  # first report_date of the trailing run of `ended` rows
     saw_not_ended: bool = False
-    last_date: str | None = None
     request_id: str | None = None
+
+
+@dataclass
+class _Records:
+    data: bytes  # newline-terminated RECORD messages
+    count: int
+
+
+@dataclass
+class _Checkpoint:
+    campaign_id: str
+    campaign_state: dict[str, Any]
+    rows: int
 
 
 class _BodyCut(Exception):
@@ -137,16 +157,25 @@ def first_day_to_read(
             f"campaign {campaign.campaign_id} has no createdAt to start from: set start_date.", CONFIG_ERROR
         )
     first = max(candidates)
-    if campaign_state:
-        covered_from = _iso_date(campaign_state.get("from"))
-        through = _iso_date(campaign_state.get("through"))
-        read_context = campaign_state.get("engagement_context")  # absent: both contexts were read
-        covers_context = read_context is None or read_context == config.engagement_context
-        if covered_from and through and covered_from <= first and covers_context:
-            if campaign_state.get("settled") and campaign_state.get("updated_at") == campaign.updated_at:
-                return None
-            first = max(first, through - timedelta(days=config.lookback_window_days))
+    through = covered_through(first, config, campaign_state)
+    if through is not None:
+        if campaign_state.get("settled") and campaign_state.get("updated_at") == campaign.updated_at:
+            return None
+        first = max(first, through - timedelta(days=config.lookback_window_days))
     return first if first <= config.last_date else None
+
+
+def covered_through(
+    first: date, config: SoundlinkConfig, campaign_state: dict[str, Any] | None
+) -> date | None:
+    """`through` if the state covers what this config asks for from `first` on, else None."""
+    if not campaign_state:
+        return None
+    covered_from = _iso_date(campaign_state.get("from"))
+    through = _iso_date(campaign_state.get("through"))
+    read_context = campaign_state.get("engagement_context")  # absent: both contexts were read
+    covers_context = read_context is None or read_context == config.engagement_context
+    return through if covered_from and through and covered_from <= first and covers_context else None
 
 
 def windows_for(first: date, last: date, size_days: int) -> list[tuple[date, date]]:
@@ -164,17 +193,24 @@ def settled(campaign: Campaign, campaign_state: dict[str, Any]) -> bool:
     through = _iso_date(campaign_state.get("through"))
     if through is None:
         return False
+    if campaign.status not in TERMINAL_STATUSES:
+        return False  # still running, renewing, or unknown (a key without campaigns:read): keep reading
     ended_on = _iso_date(campaign_state.get("ended_on"))
     if ended_on is not None:
         return through >= ended_on + timedelta(days=SETTLE_AFTER_ENDED_DAYS)
     # A campaign that never had a row and reached a terminal status: settled once past its planned end.
-    if not campaign_state.get("has_rows") and campaign.status in TERMINAL_STATUSES and campaign.planned_end:
+    if not campaign_state.get("has_rows") and campaign.planned_end:
         return through >= campaign.planned_end + timedelta(days=SETTLE_AFTER_ENDED_DAYS)
     return False
 
 
 class EngagementExport:
-    """Reads campaign_engagement_daily; `messages()` yields Airbyte messages as newline-terminated bytes."""
+    """Reads campaign_engagement_daily; `messages()` yields Airbyte messages as newline-terminated bytes.
+
+    One worker thread per campaign in flight (up to num_workers) reads its windows in order and queues
+    records and checkpoints; the consumer (the thread iterating `messages()`) is the only writer of the
+    stream state, so STATE always follows the records it covers and carries their exact count.
+    """
 
     def __init__(
         self,
@@ -186,6 +222,7 @@ class EngagementExport:
         self.config = config
         self._debug = debug
         self._out: queue.Queue[Any] = queue.Queue(maxsize=16)  # ~16 chunks of output: memory stays flat
+        self._early_logs: list[bytes] | None = []  # logs before the consumer drains the queue
         self.client = SoundlinkClient(config, self._log, backoff_base_s)
         self._backoff_base_s = backoff_base_s
         previous = (stream_state or {}).get("campaigns")
@@ -194,12 +231,12 @@ class EngagementExport:
             if isinstance(previous, dict)
             else {}
         )
-        self._state_lock = threading.Lock()
+        self._lock = threading.Lock()
         self._errors: list[SoundlinkError] = []
         self._cancelled = threading.Event()
         self._max_window_days = config.window_size_days  # shrinks if the server rejects wide windows
+        self._splits = 0
         self._prefix, self._middle = protocol.record_envelope(protocol.ENGAGEMENT_STREAM)
-        self._records_since_state = 0
         self.stats = {"rows": 0, "windows": 0, "export_requests": 0, "campaigns": 0, "settled": 0, "idle": 0}
 
     # -- the generator the entrypoints consume ---------------------------------------------------------
@@ -211,8 +248,10 @@ class EngagementExport:
         try:
             campaigns = self._campaigns()
         except SoundlinkError as error:
+            yield from self._take_early_logs()
             yield protocol.stream_status(stream, "INCOMPLETE")
             raise SyncFailed([error]) from None
+        yield from self._take_early_logs()
         self.stats["campaigns"] = len(campaigns)
         yield protocol.log(
             "INFO",
@@ -221,6 +260,7 @@ class EngagementExport:
         )
         pending = len(campaigns)
         running_sent = False
+        records_since_state = 0
         with ThreadPoolExecutor(max_workers=self.config.num_workers, thread_name_prefix="soundlink") as pool:
             for campaign in campaigns:
                 pool.submit(self._run_campaign, campaign)
@@ -229,17 +269,27 @@ class EngagementExport:
                     item = self._out.get()
                     if item is _DONE:
                         pending -= 1
-                        continue
-                    if not running_sent and item.startswith(b'{"type":"RECORD"'):
-                        running_sent = True
-                        yield protocol.stream_status(stream, "RUNNING")
-                    yield item
+                    elif type(item) is _Records:
+                        if not running_sent:
+                            running_sent = True
+                            yield protocol.stream_status(stream, "RUNNING")
+                        records_since_state += item.count
+                        yield item.data
+                    elif type(item) is _Checkpoint:
+                        with self._lock:
+                            self._state[item.campaign_id] = item.campaign_state
+                            self.stats["windows"] += 1
+                            self.stats["rows"] += item.rows
+                        yield self._state_message(records_since_state)
+                        records_since_state = 0
+                    else:
+                        yield item
             finally:
                 self._cancelled.set()  # a consumer that stops early must not leave workers blocked
                 while pending:
                     if self._out.get() is _DONE:
                         pending -= 1
-        yield self._state_message()
+        yield self._state_message(records_since_state)
         if self._errors:
             yield protocol.stream_status(stream, "INCOMPLETE")
             raise SyncFailed(self._errors)
@@ -255,6 +305,10 @@ class EngagementExport:
 
     def _campaigns(self) -> list[Campaign]:
         return resolve_campaigns(self.client, self.config, self._log)
+
+    def _take_early_logs(self) -> list[bytes]:
+        logs, self._early_logs = self._early_logs or [], None
+        return logs
 
     # -- one campaign: its windows, in order, checkpointing each ----------------------------------------
 
@@ -273,20 +327,21 @@ class EngagementExport:
             self._out.put(_DONE)
 
     def _fail(self, error: SoundlinkError) -> None:
-        with self._state_lock:
+        with self._lock:
             self._errors.append(error)
-        if error.failure_type == CONFIG_ERROR:
-            self._cancelled.set()  # every other campaign would fail the same way
+        if error.status in (401, 403):
+            self._cancelled.set()  # the key itself is refused: every other campaign would fail the same way
 
     def _sync_campaign(self, campaign: Campaign) -> None:
-        with self._state_lock:
+        with self._lock:
             campaign_state = dict(self._state.get(campaign.campaign_id) or {})
         first = first_day_to_read(campaign, self.config, campaign_state)
         if first is None:
-            key = "settled" if campaign_state.get("settled") else "idle"
-            with self._state_lock:
-                self.stats[key] += 1
+            with self._lock:
+                self.stats["settled" if campaign_state.get("settled") else "idle"] += 1
             return
+        if covered_through(first, self.config, campaign_state) is None:
+            campaign_state = {}  # read afresh from the first day: the old span no longer says what was read
         last = self.config.last_date
         start = first
         while start <= last:
@@ -297,25 +352,40 @@ class EngagementExport:
             try:
                 progress = self._read_window(window)
             except SoundlinkError as error:
-                if error.status == 400 and error.code == "invalid_query_parameter" and window.days > 1:
-                    # Newer API versions reject wide windows with 400: halve the width and try again.
-                    self._max_window_days = min(self._max_window_days, max(1, window.days // 2))
-                    self._log(
-                        "WARN",
-                        f"Soundlink rejected {window} as too wide (requestId {error.request_id}); "
-                        f"retrying with windows of {self._max_window_days} days.",
-                    )
+                if self._narrow_after_rejection(error, window):
                     continue
                 raise
             self._checkpoint(campaign, campaign_state, window, progress)
             if campaign_state.get("settled"):
-                return  # its rows ended long enough ago: later windows cannot hold a row
+                return  # it ended long enough ago: later windows cannot hold a row
             start = window.end + timedelta(days=1)
+
+    def _narrow_after_rejection(self, error: SoundlinkError, window: Window) -> bool:
+        """Newer API versions answer 400 to a window they find too wide: halve the width (for every
+        campaign), a bounded number of times, and only if none of the window's rows was emitted yet."""
+        if not (error.status == 400 and error.code == "invalid_query_parameter" and window.days > 1):
+            return False
+        if error.rows_emitted:
+            return False
+        with self._lock:
+            if window.days <= self._max_window_days:  # else another campaign narrowed it meanwhile
+                if self._splits >= MAX_WINDOW_SPLITS:
+                    return False
+                self._splits += 1
+                self._max_window_days = max(1, window.days // 2)
+            width = self._max_window_days
+        self._log(
+            "WARN",
+            f"Soundlink rejected {window} as too wide (400 invalid_query_parameter, requestId "
+            f"{error.request_id}); "
+            f"retrying with windows of {width} days.",
+        )
+        return True
 
     def _checkpoint(
         self, campaign: Campaign, campaign_state: dict[str, Any], window: Window, progress: _WindowProgress
     ) -> None:
-        """Record a complete window in state and emit STATE after its records (queue order guarantees it)."""
+        """Record a complete window in the campaign's state and queue it after the window's records."""
         covered_from = _iso_date(campaign_state.get("from"))
         if covered_from is None or window.start < covered_from:
             campaign_state["from"] = window.start.isoformat()
@@ -326,7 +396,7 @@ class EngagementExport:
             campaign_state.pop("engagement_context", None)
         if progress.last_date is not None:
             campaign_state["has_rows"] = True
-            if max(progress.last_date, campaign_state.get("report_date") or "") == progress.last_date:
+            if progress.last_date >= (campaign_state.get("report_date") or ""):
                 campaign_state["report_date"] = progress.last_date
             if progress.ended_since is None:
                 campaign_state.pop("ended_on", None)  # its latest rows are not `ended`
@@ -337,20 +407,14 @@ class EngagementExport:
             campaign_state["updated_at"] = campaign.updated_at
         else:
             campaign_state.pop("settled", None)
-        with self._state_lock:
-            self._state[campaign.campaign_id] = dict(campaign_state)
-            self.stats["windows"] += 1
-            self.stats["rows"] += progress.rows_emitted
-            message = self._state_message()
-        self._put(message)
+            campaign_state.pop("updated_at", None)
+        self._put(_Checkpoint(campaign.campaign_id, dict(campaign_state), progress.rows_emitted))
 
-    def _state_message(self) -> bytes:
-        stream_state = {
-            "state_version": STATE_VERSION,
-            "campaigns": {k: dict(v) for k, v in self._state.items()},
-        }
-        count, self._records_since_state = self._records_since_state, 0
-        return protocol.state(protocol.ENGAGEMENT_STREAM, stream_state, count)
+    def _state_message(self, record_count: int) -> bytes:
+        with self._lock:
+            campaigns = {k: dict(v) for k, v in self._state.items()}
+        stream_state = {"state_version": STATE_VERSION, "campaigns": campaigns}
+        return protocol.state(protocol.ENGAGEMENT_STREAM, stream_state, record_count)
 
     # -- one window: fetch, stream, validate, resume after a cut ----------------------------------------
 
@@ -362,14 +426,18 @@ class EngagementExport:
         progress = _WindowProgress()
         started = time.monotonic()
         for attempt in range(1, MAX_BODY_ATTEMPTS + 1):
-            with self._state_lock:
+            with self._lock:
                 self.stats["export_requests"] += 1
-            response = self.client.get(path, params, str(window), "metrics:read", accept=NDJSON, stream=True)
+            try:
+                response = self.client.get(path, params, str(window), "metrics:read", NDJSON, stream=True)
+            except SoundlinkError as error:
+                error.rows_emitted = progress.rows_emitted
+                raise
             try:
                 self._stream_body(response, window, progress)
                 break
             except _BodyCut as cut:
-                progress.resume_key = progress.last_key
+                progress.resume_date, progress.resume_keys = progress.last_date, frozenset(progress.day_keys)
                 if attempt == MAX_BODY_ATTEMPTS:
                     raise SoundlinkError(
                         f"The connection was cut mid-body {attempt} times on {window} ({cut}; requestId "
@@ -397,12 +465,19 @@ class EngagementExport:
     def _stream_body(self, response: requests.Response, window: Window, progress: _WindowProgress) -> None:
         """Emit the body's rows not emitted yet; raise _BodyCut if the connection breaks mid-body."""
         progress.request_id = response.headers.get("X-Request-Id") or progress.request_id
+        where = f"{window} (requestId {progress.request_id or 'not given'})"
+        if response.status_code != 200:
+            raise SoundlinkError(
+                f"{where}: Soundlink answered HTTP {response.status_code} instead of 200 with the export.",
+                SYSTEM_ERROR,
+                progress.request_id,
+                response.status_code,
+            )
         announced = _row_count(response.headers.get("X-Row-Count"))
         if announced is None:
             self._log("WARN", f"{window}: no X-Row-Count header; the body's completeness cannot be checked.")
         else:
-            self._put(protocol.estimate(protocol.ENGAGEMENT_STREAM, self.stats["rows"] + announced))
-        where = f"{window} (requestId {progress.request_id or 'not given'})"
+            self._put(protocol.estimate(protocol.ENGAGEMENT_STREAM, announced))
         chunks = response.raw.stream(CHUNK_BYTES, decode_content=True)
         pending = b""
         line_no = 0
@@ -415,16 +490,18 @@ class EngagementExport:
             if chunk is None:
                 lines = [pending] if pending.strip() else []
             else:
+                if b"\r" in chunk:  # CRLF line ends: a raw CR cannot occur inside a JSON value
+                    chunk = chunk.replace(b"\r", b"")
                 lines = (pending + chunk).split(b"\n")
                 pending = lines.pop()
+                if len(pending) > MAX_LINE_BYTES:
+                    raise self._bad_row(where, line_no + len(lines) + 1, "a line is longer than 64 MiB")
             emit, line_no, rows_in_body = self._validate_lines(
                 lines, window, progress, line_no, rows_in_body, where
             )
             if emit:
                 progress.rows_emitted += len(emit)
-                with self._state_lock:
-                    self._records_since_state += len(emit)
-                self._put(protocol.record_chunk(self._prefix, self._middle, emit))
+                self._put(_Records(protocol.record_chunk(self._prefix, self._middle, emit), len(emit)))
             if chunk is None:
                 break
         if announced is not None and rows_in_body != announced:
@@ -448,9 +525,8 @@ class EngagementExport:
         """The hot loop: parse each line once, check it, keep its raw bytes for the RECORD envelope."""
         loads = orjson.loads
         first_day, last_day = window.start.isoformat(), window.end.isoformat()
-        resume_key = progress.resume_key
-        last_key = progress.last_key
-        last_date = progress.last_date
+        resume_date, resume_keys = progress.resume_date, progress.resume_keys
+        last_date, day_keys = progress.last_date, progress.day_keys
         emit: list[bytes] = []
         for line in lines:
             line_no += 1
@@ -461,14 +537,11 @@ class EngagementExport:
                     continue  # a blank line is not a row
                 raise self._bad_row(where, line_no, f"it is not valid JSON ({exc})") from None
             try:
-                key = (
-                    row["report_date"],
-                    row["engagement_context"],
-                    row["country_code"],
-                    row["engaged_spotify_track_id"],
-                )
+                day = row["report_date"]
+                key = (row["engagement_context"], row["country_code"], row["engaged_spotify_track_id"])
                 if (
                     None in key
+                    or day is None
                     or row["provider"] is None
                     or row["account_id"] is None
                     or row["campaign_id"] is None
@@ -487,32 +560,34 @@ class EngagementExport:
                     f"schema_version is {row.get('schema_version')!r}, this connector reads '1.0'",
                 )
             rows_in_body += 1
-            if resume_key is not None and key <= resume_key:
+            if resume_date is not None and (day < resume_date or (day == resume_date and key in resume_keys)):
                 continue  # emitted before the connection was cut
-            try:
-                in_order = last_key is None or key > last_key
-            except TypeError:
-                in_order = False
-            if not in_order:
-                raise self._bad_row(
-                    where, line_no, "rows are out of the documented order or repeat a primary key"
-                )
-            last_key = key
-            day = key[0]
             if day != last_date:
-                if not first_day <= day <= last_day:
-                    raise self._bad_row(where, line_no, f"report_date {day} is outside the requested window")
+                if not (isinstance(day, str) and first_day <= day <= last_day):
+                    raise self._bad_row(
+                        where, line_no, f"report_date {day!r} is outside the requested window"
+                    )
+                if last_date is not None and day < last_date:
+                    raise self._bad_row(
+                        where, line_no, f"report_date {day} comes after {last_date}: out of order"
+                    )
                 last_date = day
+                day_keys = set()
                 if row.get("status") == "ended":
                     if progress.ended_since is None:
                         progress.ended_since = day
                 else:
                     progress.ended_since = None
                     progress.saw_not_ended = True
+            try:
+                repeated = key in day_keys
+            except TypeError:
+                raise self._bad_row(where, line_no, "a primary-key field is not a scalar") from None
+            if repeated:
+                raise self._bad_row(where, line_no, f"it repeats the primary key of an earlier row of {day}")
+            day_keys.add(key)
             emit.append(line)
-        if last_key is not None:
-            progress.last_key = last_key
-            progress.last_date = last_date
+        progress.last_date, progress.day_keys = last_date, day_keys
         return emit, line_no, rows_in_body
 
     @staticmethod
@@ -525,7 +600,7 @@ class EngagementExport:
 
     # -- output ------------------------------------------------------------------------------------------
 
-    def _put(self, item: bytes) -> None:
+    def _put(self, item: Any) -> None:
         while True:
             if self._cancelled.is_set():
                 raise _Cancelled
@@ -538,9 +613,12 @@ class EngagementExport:
     def _log(self, level: str, message: str) -> None:
         if level == "DEBUG" and not self._debug:
             return
-        message = message.replace(self.config.api_key, "****")
+        line = protocol.log(level, message.replace(self.config.api_key, "****"))
+        if self._early_logs is not None:
+            self._early_logs.append(line)  # nobody drains the queue yet: do not block on it
+            return
         with contextlib.suppress(_Cancelled):
-            self._put(protocol.log(level, message))
+            self._put(line)
 
 
 def resolve_campaigns(client: SoundlinkClient, config: SoundlinkConfig, log: Logger) -> list[Campaign]:

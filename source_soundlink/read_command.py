@@ -32,7 +32,8 @@ def main(argv: list[str], out: BinaryIO | None = None) -> int:
     secret = ""
     try:
         raw_config = _load_json(args.config, "config")
-        secret = raw_config.get("api_key") or "" if isinstance(raw_config, dict) else ""
+        key = raw_config.get("api_key") if isinstance(raw_config, dict) else None
+        secret = key if isinstance(key, str) else ""
         config = SoundlinkConfig.from_mapping(raw_config)
         catalog = _load_json(args.catalog, "catalog")
         selected = {_stream_name(entry): entry for entry in (catalog.get("streams") or [])}
@@ -43,7 +44,7 @@ def main(argv: list[str], out: BinaryIO | None = None) -> int:
             )
         state = _load_json(args.state, "state") if args.state else None
     except ConfigError as error:
-        out.write(protocol.error_trace(_mask(str(error), secret), CONFIG_ERROR))
+        out.write(_mask_line(protocol.error_trace(str(error), CONFIG_ERROR), secret))
         return 1
 
     campaigns_ok = True
@@ -61,14 +62,11 @@ def main(argv: list[str], out: BinaryIO | None = None) -> int:
             for chunk in export.messages():
                 out.write(chunk)
     except SyncFailed as failure:
-        out.write(
-            protocol.error_trace(
-                _mask(str(failure), secret), failure.failure_type, stream=protocol.ENGAGEMENT_STREAM
-            )
-        )
+        trace = protocol.error_trace(str(failure), failure.failure_type, stream=protocol.ENGAGEMENT_STREAM)
+        out.write(_mask_line(trace, secret))
         return 1
     except Exception as exc:  # never a silent crash: a TRACE error Airbyte can show, the key masked
-        out.write(protocol.error_trace(_mask(f"Unexpected error: {exc!r}", secret), SYSTEM_ERROR, exc))
+        out.write(_mask_line(protocol.error_trace(f"Unexpected error: {exc!r}", SYSTEM_ERROR, exc), secret))
         return 1
     finally:
         out.flush()
@@ -91,8 +89,7 @@ def _read_campaigns_with_cdk(raw_config: dict[str, Any], raw_catalog: dict[str, 
     source = SourceSoundlink(catalog, raw_config, None)
     try:
         for message in source.read(init_logger("airbyte"), raw_config, catalog, []):
-            line = orjson.dumps(AirbyteMessageSerializer.dump(message)).decode()
-            out.write(_mask(line, secret).encode() + b"\n")
+            out.write(_mask_line(orjson.dumps(AirbyteMessageSerializer.dump(message)), secret) + b"\n")
     except AirbyteTracedException:
         return False
     finally:
@@ -114,5 +111,6 @@ def _load_json(path: str, what: str) -> Any:
         raise ConfigError(f"The {what} file {path} is not valid JSON: {error}.") from None
 
 
-def _mask(text: str, secret: str) -> str:
-    return text.replace(secret, "****") if secret else text
+def _mask_line(line: bytes, secret: str) -> bytes:
+    """Mask the key in a serialized message, stack trace included, as JSON escapes it."""
+    return line.replace(orjson.dumps(secret)[1:-1], b"****") if secret else line

@@ -6,6 +6,7 @@ made; the parameter has a default so pytest does not look for a fixture of that 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
@@ -191,7 +192,8 @@ def test_a_settled_campaign_makes_no_request(http_mocker: HttpMocker = None) -> 
 def test_ended_rows_settle_a_campaign_and_stop_its_windows(
     http_mocker: HttpMocker = None,
 ) -> None:
-    http_mocker.get(b.campaigns_request(), b.campaigns_response([b.campaign("camp_e", created="2026-01-01")]))
+    ended = b.campaign("camp_e", created="2026-01-01", status="completed")
+    http_mocker.get(b.campaigns_request(), b.campaigns_response([ended]))
     rows = b.daily_rows("camp_e", "2026-01-01", "2026-01-31") + b.daily_rows(
         "camp_e", "2026-02-01", "2026-03-02", status="ended"
     )
@@ -284,6 +286,24 @@ def test_revoked_key_is_a_config_error_and_the_key_is_never_printed(
     printed = capsys.readouterr()
     assert API_KEY.encode() not in everything
     assert API_KEY not in printed.out + printed.err
+
+
+@HttpMocker()
+def test_invalid_bearer_token_says_to_check_auth_header(http_mocker: HttpMocker = None) -> None:
+    http_mocker.get(
+        HttpRequest(
+            f"{BASE_URL}/v1/campaigns",
+            query_params={"page": "1", "pageSize": "100", "sortBy": "createdAt", "sortOrder": "asc"},
+            headers={"Authorization": f"Bearer {API_KEY}"},
+        ),
+        b.error_response(401, "invalid_token", "req-tok"),
+    )
+
+    output = _read(b.config(auth_header="bearer"))
+
+    error = output.errors[-1].trace.error
+    assert error.failure_type == FailureType.config_error
+    assert "set auth_header to x-api-key" in error.message and "req-tok" in error.message
 
 
 @HttpMocker()
@@ -424,6 +444,6 @@ def test_check_reports_a_missing_scope() -> None:
             status_code=403,
             json={"error": {"code": "insufficient_scope", "message": "x"}, "meta": {"requestId": "req-c"}},
         )
-        status = SourceSoundlink().check(None, b.config())  # type: ignore[arg-type]
+        status = SourceSoundlink().check(logging.getLogger("airbyte"), b.config())
     assert status.status == Status.FAILED
     assert "campaigns:read" in status.message and "req-c" in status.message

@@ -79,10 +79,17 @@ def test_settled_campaign_is_skipped_unless_it_changed() -> None:
 
 
 def test_settled_needs_tail_and_revision_window_read() -> None:
-    campaign = Campaign("c", date(2026, 1, 1))
+    campaign = Campaign("c", date(2026, 1, 1), "completed")
     assert not settled(campaign, {"through": "2026-03-10", "ended_on": "2026-02-01"})  # 37 days after
     assert settled(campaign, {"through": "2026-03-11", "ended_on": "2026-02-01"})  # 38 days after
-    assert not settled(campaign, {"through": "2026-11-27", "has_rows": True})  # still active
+    assert not settled(campaign, {"through": "2026-11-27", "has_rows": True})  # no `ended` rows
+
+
+def test_ended_rows_do_not_settle_a_campaign_that_is_not_terminal() -> None:
+    # Renewed under the same id, or a key that cannot read campaigns (status unknown): keep reading.
+    state = {"through": "2026-06-01", "ended_on": "2026-02-01"}
+    for status in ("active", "renewing", None):
+        assert not settled(Campaign("c", date(2026, 1, 1), status), state)
 
 
 def test_campaign_without_rows_settles_after_its_planned_end_when_terminal() -> None:
