@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,34 @@ PRIMARY_KEY = (
 Rows = dict[tuple[Any, ...], dict[str, Any]]  # primary key -> row
 EXPORT_RE = re.compile(r"^/v1/campaigns/([^/]+)/metrics/engagement/export$")
 RUN_TIMEOUT_S = 120
+
+
+def spawn_sandbox() -> tuple[subprocess.Popen[str], str]:
+    """`soundlink-sandbox --port 0` as a host process (today pinned, rate limits off) and its base URL.
+
+    For tests whose connector runs outside this process (a container, the CDK's standard suite).
+    """
+    script = Path(sys.executable).with_name("soundlink-sandbox")
+    command = [str(script)] if script.exists() else [shutil.which("soundlink-sandbox") or "soundlink-sandbox"]
+    today = datetime.now(UTC).date().isoformat()
+    flags = ["--port", "0", "--today", today, "--rate-limit-per-minute", "0", "--rate-limit-per-hour", "0"]
+    process = subprocess.Popen(
+        [*command, *flags], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    assert process.stdout is not None
+    base_url = process.stdout.readline().strip()
+    if not base_url.startswith("http://"):
+        process.kill()
+        raise AssertionError(f"soundlink-sandbox did not print its base URL (got {base_url!r})")
+    return process, base_url
+
+
+def stop_process(process: subprocess.Popen[str]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def connector_command() -> list[str]:

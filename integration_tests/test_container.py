@@ -19,16 +19,15 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+from helpers import spawn_sandbox, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = os.environ.get("SOUNDLINK_IMAGE", "airbyte/source-soundlink:dev")
@@ -107,41 +106,13 @@ class HostSandbox:
 
 
 def start_host_sandbox() -> HostSandbox:
-    """`soundlink-sandbox --port 0` as a process on the host; its first stdout line is the base URL."""
-    script = Path(sys.executable).with_name("soundlink-sandbox")
-    command = [str(script)] if script.exists() else [shutil.which("soundlink-sandbox") or "soundlink-sandbox"]
-    today = datetime.now(UTC).date().isoformat()
-    # The server-side rate limit is off: these tests are about the image, not about waiting for 429s.
-    process = subprocess.Popen(
-        [
-            *command,
-            "--port",
-            "0",
-            "--today",
-            today,
-            "--rate-limit-per-minute",
-            "0",
-            "--rate-limit-per-hour",
-            "0",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    base_url = process.stdout.readline().strip()
-    if not base_url.startswith("http://"):
-        process.kill()
-        pytest.fail(f"soundlink-sandbox did not print its base URL (got {base_url!r})")
+    """The sandbox on the host: the container reaches it over the host network."""
+    process, base_url = spawn_sandbox()
     return HostSandbox(base_url, process)
 
 
 def stop_host_sandbox(sandbox: HostSandbox) -> None:
-    sandbox.process.terminate()
-    try:
-        sandbox.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        sandbox.process.kill()
+    stop_process(sandbox.process)
 
 
 @dataclass

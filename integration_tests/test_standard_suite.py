@@ -25,10 +25,8 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -45,6 +43,7 @@ if os.environ.get("PATH", "").split(os.pathsep)[0] != str(DOCKER_SHIM_DIR):
 
 from airbyte_cdk.test.models import ConnectorTestScenario  # noqa: E402
 from airbyte_cdk.test.standard_tests import SourceTestSuiteBase  # noqa: E402
+from helpers import spawn_sandbox, stop_process  # noqa: E402
 
 from source_soundlink.source import SourceSoundlink  # noqa: E402
 
@@ -71,30 +70,8 @@ def _templates() -> list[Path]:
 @pytest.fixture(scope="session", autouse=True)
 def standard_sandbox() -> Iterator[str]:
     """`soundlink-sandbox --port 0` on the host; the scenario configs get its URL as `base_url`."""
-    script = Path(sys.executable).with_name("soundlink-sandbox")
-    command = [str(script)] if script.exists() else [shutil.which("soundlink-sandbox") or "soundlink-sandbox"]
-    today = datetime.now(UTC).date().isoformat()
-    process = subprocess.Popen(
-        [
-            *command,
-            "--port",
-            "0",
-            "--today",
-            today,
-            "--rate-limit-per-minute",
-            "0",
-            "--rate-limit-per-hour",
-            "0",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    process, base_url = spawn_sandbox()
     try:
-        assert process.stdout is not None
-        base_url = process.stdout.readline().strip()
-        if not base_url.startswith("http://"):
-            pytest.fail(f"soundlink-sandbox did not print its base URL (got {base_url!r})")
         RUNTIME_DIR.mkdir(mode=0o755, exist_ok=True)
         for template in _templates():
             config = json.loads(template.read_text())
@@ -102,11 +79,7 @@ def standard_sandbox() -> Iterator[str]:
             _runtime_config_path(template).write_text(json.dumps(config))
         yield base_url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
         shutil.rmtree(RUNTIME_DIR, ignore_errors=True)
 
 
