@@ -100,10 +100,21 @@ class SourceSoundlink(YamlDeclarativeSource):
             return
         engagement = [s for s in catalog.streams if s.stream.name == ENGAGEMENT_STREAM]
         others = [s for s in catalog.streams if s.stream.name != ENGAGEMENT_STREAM]
+        campaigns_failure = None
         if others:
-            yield from super().read(logger, config, ConfiguredAirbyteCatalog(streams=others), state)
-        if not engagement:
-            return
+            # As in read_command: a failed campaigns stream does not stop the engagement stream.
+            try:
+                yield from super().read(logger, config, ConfiguredAirbyteCatalog(streams=others), state)
+            except AirbyteTracedException as failure:
+                campaigns_failure = failure
+        if engagement:
+            yield from self._read_engagement(config, engagement[0].sync_mode, state)
+        if campaigns_failure:
+            raise campaigns_failure
+
+    def _read_engagement(
+        self, config: Mapping[str, Any], sync_mode: SyncMode, state: list[AirbyteStateMessage] | None
+    ) -> Iterator[AirbyteMessage]:
         try:
             soundlink_config = SoundlinkConfig.from_mapping(dict(config))
         except ConfigError as error:
@@ -111,7 +122,7 @@ class SourceSoundlink(YamlDeclarativeSource):
                 str(error), str(error), failure_type=FailureType.config_error
             ) from None
         raw_state = [AirbyteStateMessageSerializer.dump(message) for message in state or []]
-        incremental = engagement[0].sync_mode == SyncMode.incremental
+        incremental = sync_mode == SyncMode.incremental
         export = EngagementExport(soundlink_config, stream_state_from(raw_state) if incremental else None)
         try:
             for chunk in export.messages():
