@@ -362,8 +362,12 @@ class Handler(BaseHTTPRequestHandler):
             reply.body, extra = _apply_body_fault(body_fault, chunks, rows)
             reply.cut_at = extra.cut_at
         if cfg.gzip or (body_fault and body_fault["kind"] == "gzip"):
-            reply.body = [gzip.compress(b"".join(reply.body), compresslevel=1, mtime=0)]
+            plain = b"".join(reply.body)
+            reply.body = [gzip.compress(plain, compresslevel=1, mtime=0)]
             headers["Content-Encoding"] = "gzip"
+            if reply.cut_at is not None:  # the cut point was in plain bytes: move it into the compressed body
+                size = len(reply.body[0])
+                reply.cut_at = min(size - 1, max(1, size * reply.cut_at // max(1, len(plain))))
         return reply
 
     # --- admin -------------------------------------------------------------------------------------
