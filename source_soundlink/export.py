@@ -528,6 +528,7 @@ class EngagementExport:
         resume_date, resume_keys = progress.resume_date, progress.resume_keys
         last_date, day_keys = progress.last_date, progress.day_keys
         emit: list[bytes] = []
+        append = emit.append
         for line in lines:
             line_no += 1
             try:
@@ -538,10 +539,16 @@ class EngagementExport:
                 raise self._bad_row(where, line_no, f"it is not valid JSON ({exc})") from None
             try:
                 day = row["report_date"]
-                key = (row["engagement_context"], row["country_code"], row["engaged_spotify_track_id"])
+                context, country, track = (
+                    row["engagement_context"],
+                    row["country_code"],
+                    row["engaged_spotify_track_id"],
+                )
                 if (
-                    None in key
-                    or day is None
+                    day is None
+                    or context is None
+                    or country is None
+                    or track is None
                     or row["provider"] is None
                     or row["account_id"] is None
                     or row["campaign_id"] is None
@@ -560,6 +567,7 @@ class EngagementExport:
                     f"schema_version is {row.get('schema_version')!r}, this connector reads '1.0'",
                 )
             rows_in_body += 1
+            key = (context, country, track)
             if resume_date is not None and (day < resume_date or (day == resume_date and key in resume_keys)):
                 continue  # emitted before the connection was cut
             if day != last_date:
@@ -579,14 +587,14 @@ class EngagementExport:
                 else:
                     progress.ended_since = None
                     progress.saw_not_ended = True
+            seen = len(day_keys)
             try:
-                repeated = key in day_keys
+                day_keys.add(key)  # one hash per row: a repeat leaves the set's size unchanged
             except TypeError:
                 raise self._bad_row(where, line_no, "a primary-key field is not a scalar") from None
-            if repeated:
+            if len(day_keys) == seen:
                 raise self._bad_row(where, line_no, f"it repeats the primary key of an earlier row of {day}")
-            day_keys.add(key)
-            emit.append(line)
+            append(line)
         progress.last_date, progress.day_keys = last_date, day_keys
         return emit, line_no, rows_in_body
 
