@@ -52,7 +52,7 @@ class RequestBudget:
         self._clock = clock
         self._local = threading.local()  # the date of this thread's request in flight
 
-    def acquire(self, log: Logger | None = None) -> float:
+    def acquire(self, log: Logger | None = None, sleep: Callable[[float], None] | None = None) -> float:
         """Block until a request may be sent; return the seconds waited."""
         waited = 0.0
         while True:
@@ -69,7 +69,7 @@ class RequestBudget:
                 log(
                     "INFO", f"Request budget reached; waiting {wait:.0f} s before the next Soundlink request."
                 )
-            time.sleep(wait)
+            (sleep or time.sleep)(wait)
             waited += wait
 
     def settle(self) -> None:
@@ -94,9 +94,17 @@ class RequestBudget:
 
 
 class SoundlinkClient:
-    def __init__(self, config: SoundlinkConfig, log: Logger, backoff_base_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        config: SoundlinkConfig,
+        log: Logger,
+        backoff_base_s: float = 1.0,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        """`sleep` waits between attempts; the export passes one that a cancelled sync interrupts."""
         self.config = config
         self._log = log
+        self._sleep_fn = sleep
         self._backoff_base_s = backoff_base_s
         self.budget = RequestBudget(config.requests_per_minute, config.requests_per_hour)
         self._local = threading.local()  # one Session per thread: Session is not thread-safe
@@ -130,7 +138,7 @@ class SoundlinkClient:
         failures = 0
         rate_limited = 0
         while True:
-            self.budget.acquire(self._log)
+            self.budget.acquire(self._log, self._sleep)
             try:
                 response = self.session.get(
                     url,
@@ -181,7 +189,7 @@ class SoundlinkClient:
                         code,
                     )
                 self._log("WARN", f"Rate limited on {what}; waiting {wait} s as Retry-After asks.")
-                time.sleep(wait)
+                self._sleep(wait)
                 continue
             if status >= 500 or status == 408:
                 failures += 1
@@ -197,7 +205,10 @@ class SoundlinkClient:
         # Exponential backoff with full jitter keeps parallel workers from retrying in lockstep.
         delay = self._backoff_base_s * (2 ** (failures - 1)) * random.uniform(0.5, 1.0)
         self._log("WARN", f"{reason} on {what}; retry {failures} of {MAX_ATTEMPTS - 1} in {delay:.1f} s.")
-        time.sleep(delay)
+        self._sleep(delay)
+
+    def _sleep(self, seconds: float) -> None:
+        (self._sleep_fn or time.sleep)(seconds)
 
 
 def _retry_after(response: requests.Response) -> int:

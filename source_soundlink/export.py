@@ -223,7 +223,8 @@ class EngagementExport:
         self._debug = debug
         self._out: queue.Queue[Any] = queue.Queue(maxsize=16)  # ~16 chunks of output: memory stays flat
         self._early_logs: list[bytes] | None = []  # logs before the consumer drains the queue
-        self.client = SoundlinkClient(config, self._log, backoff_base_s)
+        self._cancelled = threading.Event()
+        self.client = SoundlinkClient(config, self._log, backoff_base_s, sleep=self._wait)
         self._backoff_base_s = backoff_base_s
         previous = (stream_state or {}).get("campaigns")
         self._state: dict[str, dict[str, Any]] = (
@@ -233,7 +234,6 @@ class EngagementExport:
         )
         self._lock = threading.Lock()
         self._errors: list[SoundlinkError] = []
-        self._cancelled = threading.Event()
         self._max_window_days = config.window_size_days  # shrinks if the server rejects wide windows
         self._splits = 0
         self._prefix, self._middle = protocol.record_envelope(protocol.ENGAGEMENT_STREAM)
@@ -452,7 +452,7 @@ class EngagementExport:
                     f"Connection cut mid-body on {window} after {progress.rows_emitted} rows ({cut}); "
                     f"fetching the window again in {delay:.1f} s and resuming after the last row emitted.",
                 )
-                time.sleep(delay)
+                self._wait(delay)
             finally:
                 response.close()
         self._log(
@@ -617,6 +617,12 @@ class EngagementExport:
                 return
             except queue.Full:
                 continue
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep (budget, Retry-After, backoff) unless the sync is cancelled: a refused key or a consumer
+        that stopped must not keep workers waiting for up to an hour."""
+        if self._cancelled.wait(seconds):
+            raise _Cancelled
 
     def _log(self, level: str, message: str) -> None:
         if level == "DEBUG" and not self._debug:

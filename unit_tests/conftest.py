@@ -4,7 +4,7 @@ import pytest
 
 
 class SleepRecorder:
-    """Stands in for time.sleep in the client and the export: records each wait instead of waiting."""
+    """Stands in for the client's and the export's waits: records each one instead of waiting."""
 
     def __init__(self) -> None:
         self.waits: list[float] = []
@@ -17,5 +17,7 @@ class SleepRecorder:
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> SleepRecorder:
     recorder = SleepRecorder()
     monkeypatch.setattr("source_soundlink.client.time.sleep", recorder)
-    monkeypatch.setattr("source_soundlink.export.time.sleep", recorder)
+    monkeypatch.setattr(
+        "source_soundlink.export.EngagementExport._wait", lambda self, seconds: recorder(seconds)
+    )
     return recorder

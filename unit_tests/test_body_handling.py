@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from typing import Any
 
 import orjson
@@ -10,6 +11,7 @@ import requests_mock
 import urllib3
 from airbyte_cdk.test.entrypoint_wrapper import read
 
+from source_soundlink.export import EngagementExport
 from source_soundlink.source import SourceSoundlink
 from unit_tests import builders as b
 from unit_tests.builders import BASE_URL
@@ -137,3 +139,33 @@ def test_a_non_terminal_campaign_with_ended_rows_is_never_settled() -> None:
     assert not output.errors
     state = output.most_recent_state.stream_state.__dict__["campaigns"]["camp_a"]
     assert "settled" not in state and state["ended_on"] == "2026-03-01"
+
+
+ORIGINAL_WAIT = EngagementExport._wait  # captured before the autouse fixture replaces it
+
+
+def test_a_refused_key_interrupts_other_campaigns_waiting_out_a_retry_after(monkeypatch: Any) -> None:
+    monkeypatch.setattr(EngagementExport, "_wait", ORIGINAL_WAIT)  # real, interruptible waits
+    listing = {
+        "data": {
+            "items": [b.campaign("camp_a", created="2026-03-01"), b.campaign("camp_b", created="2026-03-01")],
+            "pagination": {"totalPages": 1},
+        }
+    }
+    revoked = {"error": {"code": "api_key_revoked", "message": "x"}, "meta": {"requestId": "req-401"}}
+    with requests_mock.Mocker() as mocker:
+        mocker.get(f"{BASE_URL}/v1/campaigns", json=listing)
+        mocker.get(EXPORT, status_code=401, json=revoked)
+        mocker.get(
+            f"{BASE_URL}/v1/campaigns/camp_b/metrics/engagement/export",
+            status_code=429,
+            headers={"Retry-After": "300"},
+            json={"error": {"code": "rate_limit_exceeded"}},
+        )
+        started = time.monotonic()
+        output = read(SourceSoundlink(), b.config(end_date="2026-03-05", num_workers=2), b.catalog())
+        elapsed = time.monotonic() - started
+
+    assert elapsed < 30  # not the 300 s Retry-After
+    error = output.errors[-1].trace.error
+    assert "api_key_revoked" in error.message and "req-401" in error.message
