@@ -74,15 +74,17 @@ def connector_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "source_soundlink.run"]
 
 
-# Runs the connector's console entrypoint with its clocks sped up: time.monotonic runs `factor` times faster
-# and time.sleep(s) sleeps s/factor. Used only where a test must watch minute-long request budgets.
+# Runs the connector's console entrypoint with its clocks sped up: time.monotonic runs `factor` times faster,
+# and time.sleep(s) and Event.wait(s) (the connector's interruptible waits) last s/factor. Used only where a
+# test must watch minute-long request budgets.
 _WARP_BOOTSTRAP = """
-import sys, time
+import sys, threading, time
 factor = float(sys.argv.pop(1))
-real_monotonic, real_sleep = time.monotonic, time.sleep
+real_monotonic, real_sleep, real_wait = time.monotonic, time.sleep, threading.Event.wait
 origin = real_monotonic()
 time.monotonic = lambda: origin + (real_monotonic() - origin) * factor
 time.sleep = lambda seconds: real_sleep(max(0.0, seconds) / factor)
+threading.Event.wait = lambda self, timeout=None: real_wait(self, None if timeout is None else timeout / factor)
 from source_soundlink.run import run
 run()
 """
