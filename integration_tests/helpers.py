@@ -84,7 +84,7 @@ real_monotonic, real_sleep, real_wait = time.monotonic, time.sleep, threading.Ev
 origin = real_monotonic()
 time.monotonic = lambda: origin + (real_monotonic() - origin) * factor
 time.sleep = lambda seconds: real_sleep(max(0.0, seconds) / factor)
-threading.Event.wait = lambda self, timeout=None: real_wait(self, None if timeout is None else timeout / factor)
+threading.Event.wait = lambda self, timeout=None: real_wait(self, timeout and timeout / factor)
 from source_soundlink.run import run
 run()
 """

@@ -61,7 +61,7 @@ class SoundlinkConfig:
             raise ConfigError("api_key is required: paste your Soundlink API key (it starts with sk_).")
         if not api_key.startswith("sk_"):
             raise ConfigError("api_key must be a Soundlink secret key starting with 'sk_'.")
-        if not _KEY_RE.match(api_key):
+        if not _KEY_RE.fullmatch(api_key):
             raise ConfigError(
                 "api_key must not contain spaces, line breaks or other non-printable characters."
             )

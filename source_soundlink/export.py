@@ -35,14 +35,14 @@ import urllib3
 
 from source_soundlink import protocol
 from source_soundlink.client import Logger, SoundlinkClient
-from source_soundlink.config import SoundlinkConfig
+from source_soundlink.config import MAX_WINDOW_DAYS, SoundlinkConfig
 from source_soundlink.errors import CONFIG_ERROR, SYSTEM_ERROR, TRANSIENT_ERROR, SoundlinkError
 
 STATE_VERSION = 1
 NDJSON = "application/x-ndjson"
 CHUNK_BYTES = 1 << 18  # 256 KiB reads: small enough that queued output stays a few MiB
 MAX_BODY_ATTEMPTS = 5  # fetches of one window whose body keeps being cut
-MAX_WINDOW_SPLITS = 4  # 90 -> 45 -> 22 -> 11 -> 5 days, then the 400 is reported as it is
+MAX_WINDOW_SPLITS = 4  # per campaign: 90 -> 45 -> 22 -> 11 -> 5 days, then the 400 is reported as it is
 MAX_LINE_BYTES = 64 << 20  # a "line" this long means the body is not JSONL
 # A campaign is settled once a sync has read past: the day it ended + the 30-day post-end tail
 # + the 7-day revision window + 1 day for the last day to close.
@@ -159,7 +159,11 @@ def first_day_to_read(
     first = max(candidates)
     through = covered_through(first, config, campaign_state)
     if through is not None:
-        if campaign_state.get("settled") and campaign_state.get("updated_at") == campaign.updated_at:
+        if (
+            campaign_state.get("settled")
+            and campaign.status in TERMINAL_STATUSES
+            and campaign_state.get("updated_at") == campaign.updated_at
+        ):
             return None
         first = max(first, through - timedelta(days=config.lookback_window_days))
     return first if first <= config.last_date else None
@@ -175,7 +179,10 @@ def covered_through(
     through = _iso_date(campaign_state.get("through"))
     read_context = campaign_state.get("engagement_context")  # absent: both contexts were read
     covers_context = read_context is None or read_context == config.engagement_context
-    return through if covered_from and through and covered_from <= first and covers_context else None
+    if not (covered_from and through and covers_context):
+        return None
+    # The span must reach `first`: a sync that started after through + 1 would leave a gap never read.
+    return through if covered_from <= first <= through + timedelta(days=1) else None
 
 
 def windows_for(first: date, last: date, size_days: int) -> list[tuple[date, date]]:
@@ -223,7 +230,8 @@ class EngagementExport:
         self._debug = debug
         self._out: queue.Queue[Any] = queue.Queue(maxsize=16)  # ~16 chunks of output: memory stays flat
         self._early_logs: list[bytes] | None = []  # logs before the consumer drains the queue
-        self._cancelled = threading.Event()
+        self._cancelled = threading.Event()  # stop new work: a refused key, or the consumer is gone
+        self._consumer_gone = threading.Event()  # nobody reads the queue any more
         self.client = SoundlinkClient(config, self._log, backoff_base_s, sleep=self._wait)
         self._backoff_base_s = backoff_base_s
         previous = (stream_state or {}).get("campaigns")
@@ -234,8 +242,7 @@ class EngagementExport:
         )
         self._lock = threading.Lock()
         self._errors: list[SoundlinkError] = []
-        self._max_window_days = config.window_size_days  # shrinks if the server rejects wide windows
-        self._splits = 0
+        self._max_window_days = config.window_size_days  # shrinks once a narrower window proved needed
         self._prefix, self._middle = protocol.record_envelope(protocol.ENGAGEMENT_STREAM)
         self.stats = {"rows": 0, "windows": 0, "export_requests": 0, "campaigns": 0, "settled": 0, "idle": 0}
 
@@ -247,7 +254,12 @@ class EngagementExport:
         yield protocol.stream_status(stream, "STARTED")
         try:
             campaigns = self._campaigns()
-        except SoundlinkError as error:
+        except Exception as exc:
+            error = (
+                exc
+                if isinstance(exc, SoundlinkError)
+                else SoundlinkError(f"Unexpected error while listing campaigns: {exc!r}", SYSTEM_ERROR)
+            )
             yield from self._take_early_logs()
             yield protocol.stream_status(stream, "INCOMPLETE")
             raise SyncFailed([error]) from None
@@ -285,7 +297,8 @@ class EngagementExport:
                     else:
                         yield item
             finally:
-                self._cancelled.set()  # a consumer that stops early must not leave workers blocked
+                self._consumer_gone.set()  # a consumer that stops early must not leave workers blocked
+                self._cancelled.set()
                 while pending:
                     if self._out.get() is _DONE:
                         pending -= 1
@@ -344,43 +357,33 @@ class EngagementExport:
             campaign_state = {}  # read afresh from the first day: the old span no longer says what was read
         last = self.config.last_date
         start = first
+        narrowed: int | None = None  # this campaign's width after the server rejected wider windows
+        splits = 0
         while start <= last:
             if self._cancelled.is_set():
                 raise _Cancelled
-            width = min(self.config.window_size_days, self._max_window_days)
+            width = min(self.config.window_size_days, self._max_window_days, narrowed or MAX_WINDOW_DAYS)
             window = Window(campaign.campaign_id, start, min(start + timedelta(days=width - 1), last))
             try:
                 progress = self._read_window(window)
             except SoundlinkError as error:
-                if self._narrow_after_rejection(error, window):
+                if splits < MAX_WINDOW_SPLITS and _rejected_as_too_wide(error, window):
+                    splits += 1
+                    narrowed = window.days // 2
+                    self._log(
+                        "WARN",
+                        f"Soundlink rejected {window} as too wide (400 invalid_query_parameter, requestId "
+                        f"{error.request_id}); retrying with windows of {narrowed} days.",
+                    )
                     continue
                 raise
+            if narrowed is not None:
+                with self._lock:  # the narrower width worked: every campaign uses it from now on
+                    self._max_window_days = min(self._max_window_days, narrowed)
             self._checkpoint(campaign, campaign_state, window, progress)
             if campaign_state.get("settled"):
                 return  # it ended long enough ago: later windows cannot hold a row
             start = window.end + timedelta(days=1)
-
-    def _narrow_after_rejection(self, error: SoundlinkError, window: Window) -> bool:
-        """Newer API versions answer 400 to a window they find too wide: halve the width (for every
-        campaign), a bounded number of times, and only if none of the window's rows was emitted yet."""
-        if not (error.status == 400 and error.code == "invalid_query_parameter" and window.days > 1):
-            return False
-        if error.rows_emitted:
-            return False
-        with self._lock:
-            if window.days <= self._max_window_days:  # else another campaign narrowed it meanwhile
-                if self._splits >= MAX_WINDOW_SPLITS:
-                    return False
-                self._splits += 1
-                self._max_window_days = max(1, window.days // 2)
-            width = self._max_window_days
-        self._log(
-            "WARN",
-            f"Soundlink rejected {window} as too wide (400 invalid_query_parameter, requestId "
-            f"{error.request_id}); "
-            f"retrying with windows of {width} days.",
-        )
-        return True
 
     def _checkpoint(
         self, campaign: Campaign, campaign_state: dict[str, Any], window: Window, progress: _WindowProgress
@@ -568,8 +571,15 @@ class EngagementExport:
                 )
             rows_in_body += 1
             key = (context, country, track)
-            if resume_date is not None and (day < resume_date or (day == resume_date and key in resume_keys)):
-                continue  # emitted before the connection was cut
+            if resume_date is not None:
+                if not isinstance(day, str):
+                    raise self._bad_row(where, line_no, f"report_date {day!r} is not a date")
+                try:
+                    emitted_before = day < resume_date or (day == resume_date and key in resume_keys)
+                except TypeError:
+                    raise self._bad_row(where, line_no, "a primary-key field is not a scalar") from None
+                if emitted_before:
+                    continue  # emitted before the connection was cut
             if day != last_date:
                 if not (isinstance(day, str) and first_day <= day <= last_day):
                     raise self._bad_row(
@@ -610,7 +620,7 @@ class EngagementExport:
 
     def _put(self, item: Any) -> None:
         while True:
-            if self._cancelled.is_set():
+            if self._consumer_gone.is_set():
                 raise _Cancelled
             try:
                 self._out.put(item, timeout=0.5)
@@ -635,6 +645,17 @@ class EngagementExport:
             self._put(line)
 
 
+def _rejected_as_too_wide(error: SoundlinkError, window: Window) -> bool:
+    """Newer API versions answer 400 invalid_query_parameter to a window they find too wide. Halving is
+    safe only while none of the window's rows was emitted (else they would be emitted again)."""
+    return (
+        error.status == 400
+        and error.code == "invalid_query_parameter"
+        and window.days > 1
+        and not error.rows_emitted
+    )
+
+
 def resolve_campaigns(client: SoundlinkClient, config: SoundlinkConfig, log: Logger) -> list[Campaign]:
     """The campaigns to sync: all the key can list, or the configured campaign_ids (each one checked)."""
     wanted = config.campaign_ids
@@ -650,7 +671,7 @@ def resolve_campaigns(client: SoundlinkClient, config: SoundlinkConfig, log: Log
             return [Campaign(cid, None) for cid in wanted]
         raise
     if not wanted:
-        return listed
+        return list({c.campaign_id: c for c in listed}.values())  # a page drift could repeat one
     by_id = {c.campaign_id: c for c in listed}
     # An id the listing lacks gets its own lookup, whose 404 campaign_not_found names it.
     return [by_id.get(cid) or _campaign(client, cid) for cid in wanted]

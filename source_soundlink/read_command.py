@@ -36,6 +36,10 @@ def main(argv: list[str], out: BinaryIO | None = None) -> int:
         secret = key if isinstance(key, str) else ""
         config = SoundlinkConfig.from_mapping(raw_config)
         catalog = _load_json(args.catalog, "catalog")
+        if not isinstance(catalog, dict) or not all(
+            isinstance(e, dict) for e in catalog.get("streams") or []
+        ):
+            raise ConfigError(f"The catalog file {args.catalog} is not a ConfiguredAirbyteCatalog object.")
         selected = {_stream_name(entry): entry for entry in (catalog.get("streams") or [])}
         unknown = sorted(set(selected) - set(STREAMS))
         if unknown:
@@ -112,5 +116,10 @@ def _load_json(path: str, what: str) -> Any:
 
 
 def _mask_line(line: bytes, secret: str) -> bytes:
-    """Mask the key in a serialized message, stack trace included, as JSON escapes it."""
-    return line.replace(orjson.dumps(secret)[1:-1], b"****") if secret else line
+    """Mask the key in a serialized message, stack trace included: as JSON escapes it, and as an
+    exception's repr would show it (then JSON-escaped)."""
+    if not secret:
+        return line
+    for form in (secret, repr(secret)[1:-1]):
+        line = line.replace(orjson.dumps(form)[1:-1], b"****")
+    return line

@@ -6,7 +6,7 @@ from datetime import date
 
 from source_soundlink.client import RequestBudget
 from source_soundlink.config import SoundlinkConfig
-from source_soundlink.export import Campaign, first_day_to_read, settled, windows_for
+from source_soundlink.export import Campaign, covered_through, first_day_to_read, settled, windows_for
 from unit_tests.builders import config
 
 TODAY = date(2026, 11, 27)
@@ -59,6 +59,23 @@ def test_widening_engagement_context_backfills_and_narrowing_does_not() -> None:
     assert first_day_to_read(campaign, _config(engagement_context="playlist"), playlist) == date(2026, 11, 13)
     both = {"from": "2026-01-01", "through": "2026-11-20"}
     assert first_day_to_read(campaign, _config(engagement_context="catalog"), both) == date(2026, 11, 13)
+
+
+def test_a_sync_that_started_after_the_covered_span_does_not_bridge_the_gap() -> None:
+    # Read 01-01..02-01, then (start_date 09-01) 09-01..11-20: the state must not claim 02-02..08-31.
+    gap = {"from": "2026-01-01", "through": "2026-02-01"}
+    assert covered_through(date(2026, 9, 1), _config(start_date="2026-09-01"), gap) is None
+    assert covered_through(date(2026, 2, 2), _config(start_date="2026-02-02"), gap) == date(2026, 2, 1)
+
+
+def test_a_settled_flag_is_ignored_once_the_status_is_no_longer_terminal() -> None:
+    state = {"from": "2026-01-01", "through": "2026-06-01", "settled": True, "updated_at": "U"}
+    assert (
+        first_day_to_read(Campaign("c", date(2026, 1, 1), "completed", updated_at="U"), _config(), state)
+        is None
+    )
+    renewing = Campaign("c", date(2026, 1, 1), "renewing", updated_at="U")
+    assert first_day_to_read(renewing, _config(), state) == date(2026, 5, 25)
 
 
 def test_campaign_not_started_yet_has_nothing_to_read() -> None:
