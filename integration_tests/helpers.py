@@ -8,6 +8,7 @@ or stderr and that every stdout line is a JSON Airbyte message.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -35,6 +36,45 @@ PRIMARY_KEY = (
 Rows = dict[tuple[Any, ...], dict[str, Any]]  # primary key -> row
 EXPORT_RE = re.compile(r"^/v1/campaigns/([^/]+)/metrics/engagement/export$")
 RUN_TIMEOUT_S = 120
+
+
+IMAGE = os.environ.get("SOUNDLINK_IMAGE", "airbyte/source-soundlink:dev")
+IMAGE_BUILD_TIMEOUT_S = 1800
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def ensure_image() -> str:
+    """Build (or refresh) the image once per session with scripts/build_image.sh; fail loudly, never skip."""
+    if os.environ.get("_SOUNDLINK_IMAGE_READY") == IMAGE:
+        return IMAGE
+    if os.environ.get("SOUNDLINK_SKIP_IMAGE_BUILD") == "1":
+        podman = shutil.which("podman")
+        if not podman or subprocess.run([podman, "image", "exists", IMAGE], check=False).returncode != 0:
+            raise AssertionError(
+                f"SOUNDLINK_SKIP_IMAGE_BUILD=1 but there is no image {IMAGE}: run scripts/build_image.sh"
+            )
+    else:
+        try:
+            result = subprocess.run(
+                ["bash", str(ROOT / "scripts" / "build_image.sh")],
+                env={**os.environ, "SOUNDLINK_IMAGE": IMAGE},
+                capture_output=True,
+                text=True,
+                timeout=IMAGE_BUILD_TIMEOUT_S,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"scripts/build_image.sh did not finish within {IMAGE_BUILD_TIMEOUT_S} s"
+            ) from None
+        if result.returncode != 0:
+            raise AssertionError(
+                f"Could not build the connector image {IMAGE} with podman (scripts/build_image.sh exited "
+                f"{result.returncode}). The container tests need root, apt-get (Debian) and the package "
+                f"registries to set podman up.\n{(result.stdout + result.stderr)[-6000:]}"
+            )
+    os.environ["_SOUNDLINK_IMAGE_READY"] = IMAGE
+    return IMAGE
 
 
 def spawn_sandbox() -> tuple[subprocess.Popen[str], str]:

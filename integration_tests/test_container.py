@@ -16,7 +16,6 @@ image as it is (it must exist) instead of running the build script.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -27,10 +26,9 @@ from typing import Any
 
 import pytest
 import requests
-from helpers import spawn_sandbox, stop_process
+from helpers import IMAGE, ensure_image, spawn_sandbox, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
-IMAGE = os.environ.get("SOUNDLINK_IMAGE", "airbyte/source-soundlink:dev")
 SANDBOX_KEY = "sk_sandbox_0123456789abcdef"
 ENGAGEMENT = "campaign_engagement_daily"
 CAMPAIGNS = "campaigns"
@@ -43,7 +41,6 @@ PRIMARY_KEY = [
     "country_code",
     "engaged_spotify_track_id",
 ]
-BUILD_TIMEOUT_S = 1800
 RUN_TIMEOUT_S = 300
 
 pytestmark = pytest.mark.image_tests
@@ -51,40 +48,6 @@ pytestmark = pytest.mark.image_tests
 
 # ------------------------------------------------------------------------------------------ helpers
 # (test_standard_suite.py has its own copy of the two session helpers: no shared module needed.)
-
-
-def ensure_image() -> str:
-    """Build (or refresh) the image once per test session with scripts/build_image.sh; fail loudly."""
-    if os.environ.get("_SOUNDLINK_IMAGE_READY") == IMAGE:
-        return IMAGE
-    if os.environ.get("SOUNDLINK_SKIP_IMAGE_BUILD") == "1":
-        podman = shutil.which("podman")
-        if not podman or subprocess.run([podman, "image", "exists", IMAGE], check=False).returncode != 0:
-            pytest.fail(
-                f"SOUNDLINK_SKIP_IMAGE_BUILD=1 but there is no image {IMAGE}: run scripts/build_image.sh"
-            )
-    else:
-        try:
-            result = subprocess.run(
-                ["bash", str(ROOT / "scripts" / "build_image.sh")],
-                env={**os.environ, "SOUNDLINK_IMAGE": IMAGE},
-                capture_output=True,
-                text=True,
-                timeout=BUILD_TIMEOUT_S,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"scripts/build_image.sh did not finish within {BUILD_TIMEOUT_S} s")
-        if result.returncode != 0:
-            output = (result.stdout + result.stderr)[-6000:]
-            pytest.fail(
-                f"Could not build the connector image {IMAGE} with podman (scripts/build_image.sh exited "
-                f"{result.returncode}). The container tests need root, apt-get (Debian) and the package "
-                f"registries to set podman up.\n{output}",
-                pytrace=False,
-            )
-    os.environ["_SOUNDLINK_IMAGE_READY"] = IMAGE
-    return IMAGE
 
 
 @dataclass

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,7 +32,6 @@ from typing import Literal
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-IMAGE = os.environ.get("SOUNDLINK_IMAGE", "airbyte/source-soundlink:dev")
 DOCKER_SHIM_DIR = ROOT / "scripts" / "image"
 
 # The CDK decides at import time whether its image tests run (`shutil.which("docker")`), and runs
@@ -43,7 +41,7 @@ if os.environ.get("PATH", "").split(os.pathsep)[0] != str(DOCKER_SHIM_DIR):
 
 from airbyte_cdk.test.models import ConnectorTestScenario  # noqa: E402
 from airbyte_cdk.test.standard_tests import SourceTestSuiteBase  # noqa: E402
-from helpers import spawn_sandbox, stop_process  # noqa: E402
+from helpers import ensure_image, spawn_sandbox, stop_process  # noqa: E402
 
 from source_soundlink.source import SourceSoundlink  # noqa: E402
 
@@ -53,7 +51,6 @@ pytest_plugins = ["airbyte_cdk.test.standard_tests.pytest_hooks"]
 
 # Per-session folder of the configs with the live sandbox URL (known here, written by the fixture).
 RUNTIME_DIR = Path(tempfile.gettempdir()) / f"soundlink-standard-tests-{os.getpid()}"
-BUILD_TIMEOUT_S = 1800
 
 
 def _runtime_config_path(template: Path) -> Path:
@@ -81,38 +78,6 @@ def standard_sandbox() -> Iterator[str]:
     finally:
         stop_process(process)
         shutil.rmtree(RUNTIME_DIR, ignore_errors=True)
-
-
-def ensure_image() -> str:
-    """Build (or refresh) the image once per session with scripts/build_image.sh; fail loudly, never skip."""
-    if os.environ.get("_SOUNDLINK_IMAGE_READY") == IMAGE:
-        return IMAGE
-    if os.environ.get("SOUNDLINK_SKIP_IMAGE_BUILD") == "1":
-        if subprocess.run(["podman", "image", "exists", IMAGE], check=False).returncode != 0:
-            pytest.fail(
-                f"SOUNDLINK_SKIP_IMAGE_BUILD=1 but there is no image {IMAGE}: run scripts/build_image.sh"
-            )
-    else:
-        try:
-            result = subprocess.run(
-                ["bash", str(ROOT / "scripts" / "build_image.sh")],
-                env={**os.environ, "SOUNDLINK_IMAGE": IMAGE},
-                capture_output=True,
-                text=True,
-                timeout=BUILD_TIMEOUT_S,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"scripts/build_image.sh did not finish within {BUILD_TIMEOUT_S} s")
-        if result.returncode != 0:
-            pytest.fail(
-                f"Could not build the connector image {IMAGE} with podman (scripts/build_image.sh exited "
-                f"{result.returncode}). The image tests need root, apt-get (Debian) and the package "
-                f"registries to set podman up.\n{(result.stdout + result.stderr)[-6000:]}",
-                pytrace=False,
-            )
-    os.environ["_SOUNDLINK_IMAGE_READY"] = IMAGE
-    return IMAGE
 
 
 # ------------------------------------------------------------------------------ suite option fixtures
