@@ -7,10 +7,10 @@ requirement the CDK 7.39.1 pieces cannot meet (see ../shared/airbyte-cdk-notes.m
   seen: a campaign with no rows does not re-read its history every sync, a campaign that appears later
   is backfilled from its own start, and a campaign that is settled (ended, tail and revision window over)
   costs no request at all. DatetimeBasedCursor can do none of these.
-* A body cut mid-stream is fetched again and resumed after the last emitted row, using the export's sort
-  order, instead of failing the sync; a short or long body (X-Row-Count), a line that is not JSON, a row
-  missing a primary-key field or with another schema_version fails the sync loudly instead of being
-  skipped with a warning.
+* A body cut mid-stream is fetched again and resumed after the rows already emitted (rows come sorted
+  by report_date; the keys emitted on the last day are kept), instead of failing the sync. A short or
+  long body (X-Row-Count), a line that is not JSON, a row missing a primary-key field or with another
+  schema_version fails the sync loudly instead of being skipped with a warning.
 * A window the server rejects as too wide is split instead of failing.
 * Each row is parsed once with orjson to validate it and then spliced into the RECORD envelope as bytes:
   ~40x less per-row work than the CDK's concurrent record path, with flat memory.
@@ -185,14 +185,9 @@ def covered_through(
     return through if covered_from <= first <= through + timedelta(days=1) else None
 
 
-def windows_for(first: date, last: date, size_days: int) -> list[tuple[date, date]]:
-    """Consecutive inclusive windows of at most `size_days` days covering first..last."""
-    windows = []
-    while first <= last:
-        end = min(first + timedelta(days=size_days - 1), last)
-        windows.append((first, end))
-        first = end + timedelta(days=1)
-    return windows
+def window_end(start: date, last: date, width: int) -> date:
+    """Last day of the window that starts at `start`: `width` inclusive days, never past `last`."""
+    return min(start + timedelta(days=width - 1), last)
 
 
 def settled(campaign: Campaign, campaign_state: dict[str, Any]) -> bool:
@@ -363,7 +358,7 @@ class EngagementExport:
             if self._cancelled.is_set():
                 raise _Cancelled
             width = min(self.config.window_size_days, self._max_window_days, narrowed or MAX_WINDOW_DAYS)
-            window = Window(campaign.campaign_id, start, min(start + timedelta(days=width - 1), last))
+            window = Window(campaign.campaign_id, start, window_end(start, last, width))
             try:
                 progress = self._read_window(window)
             except SoundlinkError as error:

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from source_soundlink.client import RequestBudget
 from source_soundlink.config import SoundlinkConfig
-from source_soundlink.export import Campaign, covered_through, first_day_to_read, settled, windows_for
+from source_soundlink.export import Campaign, covered_through, first_day_to_read, settled, window_end
 from unit_tests.builders import config
 
 TODAY = date(2026, 11, 27)
+
+
+def windows_for(first: date, last: date, width: int) -> list[tuple[date, date]]:
+    """The windows the export walks through, one window_end() after another."""
+    windows = []
+    while first <= last:
+        windows.append((first, window_end(first, last, width)))
+        first = windows[-1][1] + timedelta(days=1)
+    return windows
 
 
 def _config(**overrides: object) -> SoundlinkConfig:
