@@ -19,6 +19,7 @@ from source_soundlink.errors import CONFIG_ERROR, SYSTEM_ERROR
 from source_soundlink.export import EngagementExport, SyncFailed, stream_state_from
 
 STREAMS = (protocol.ENGAGEMENT_STREAM, protocol.CAMPAIGNS_STREAM)
+RECORD_PREFIX = b'{"type":"RECORD"'
 
 
 def main(argv: list[str], out: BinaryIO | None = None) -> int:
@@ -65,6 +66,8 @@ def main(argv: list[str], out: BinaryIO | None = None) -> int:
             )
             for chunk in export.messages():
                 out.write(chunk)
+                if not chunk.startswith(RECORD_PREFIX):
+                    out.flush()  # STATE, logs (a budget wait's too) and traces reach the platform at once
     except SyncFailed as failure:
         trace = protocol.error_trace(str(failure), failure.failure_type, stream=protocol.ENGAGEMENT_STREAM)
         out.write(_mask_line(trace, secret))
