@@ -34,10 +34,6 @@ def record_chunk(prefix: bytes, middle: bytes, lines: list[bytes]) -> bytes:
     return prefix + (suffix + prefix).join(lines) + suffix
 
 
-def record(stream: str, data: dict[str, Any]) -> bytes:
-    return _line({"type": "RECORD", "record": {"stream": stream, "data": data, "emitted_at": now_ms()}})
-
-
 def state(stream: str, stream_state: dict[str, Any], record_count: int) -> bytes:
     return _line(
         {
