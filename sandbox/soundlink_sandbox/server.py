@@ -472,35 +472,12 @@ class Sandbox:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        api_key: str = DEFAULT_API_KEY,
-        today: date | str | None = None,
-        campaigns: int = 6,
-        rows_per_day: int = 12,
-        seed: int = 42,
-        rate_limit_per_minute: int = 60,
-        rate_limit_per_hour: int = 600,
-        max_export_days: int = 90,
-        strict_range: bool = False,
-        latency: float = 0.0,
-        gzip: bool = False,
         prewarm: bool = False,
-        cache_mb: int = 2048,
         verbose: bool = False,
+        **options: Any,
     ) -> None:
-        self.app = App(
-            api_key=api_key,
-            today=today,
-            campaigns=campaigns,
-            rows_per_day=rows_per_day,
-            seed=seed,
-            rate_limit_per_minute=rate_limit_per_minute,
-            rate_limit_per_hour=rate_limit_per_hour,
-            max_export_days=max_export_days,
-            strict_range=strict_range,
-            latency=latency,
-            gzip=gzip,
-            cache_mb=cache_mb,
-        )
+        """`options` are App's (api_key, today, campaigns, rows_per_day, rate limits, faults' defaults...)."""
+        self.app = App(**options)
         self._server = SandboxServer((host, port), self.app, verbose)
         self._thread: threading.Thread | None = None
         if prewarm:
