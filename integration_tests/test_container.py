@@ -26,21 +26,10 @@ from typing import Any
 
 import pytest
 import requests
-from helpers import IMAGE, ensure_image, spawn_sandbox, stop_process
+from helpers import CAMPAIGNS, ENGAGEMENT, IMAGE, PRIMARY_KEY, ensure_image, spawn_sandbox, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 SANDBOX_KEY = "sk_sandbox_0123456789abcdef"
-ENGAGEMENT = "campaign_engagement_daily"
-CAMPAIGNS = "campaigns"
-PRIMARY_KEY = [
-    "provider",
-    "account_id",
-    "report_date",
-    "campaign_id",
-    "engagement_context",
-    "country_code",
-    "engaged_spotify_track_id",
-]
 RUN_TIMEOUT_S = 300
 
 pytestmark = pytest.mark.image_tests
