@@ -490,7 +490,8 @@ class EngagementExport:
             else:
                 if b"\r" in chunk:  # CRLF line ends: a raw CR cannot occur inside a JSON value
                     chunk = chunk.replace(b"\r", b"")
-                lines = (pending + chunk).split(b"\n")
+                lines = chunk.split(b"\n")
+                lines[0] = pending + lines[0]  # join the carried partial line, not the whole chunk
                 pending = lines.pop()
                 if len(pending) > MAX_LINE_BYTES:
                     raise self._bad_row(where, line_no + len(lines) + 1, "a line is longer than 64 MiB")
