@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -330,5 +331,16 @@ def test_read_then_incremental_read_with_state(
     assert second.returncode == 0, second.describe()
     again = second.records(ENGAGEMENT)
     assert 0 < len(again) < len(rows)
-    assert len(host_sandbox.export_requests()) < first_requests
+    # The newest checkpoint (the last STATE of the saved output) decides: settled campaigns are not
+    # asked again, the others only from `through` minus the 7-day lookback (never before `from`).
+    final = [s for s in states if s["state"]["stream"]["stream_descriptor"]["name"] == ENGAGEMENT][-1]
+    final = final["state"]["stream"]["stream_state"]["campaigns"]
+    second_requests = host_sandbox.export_requests()
+    assert len(second_requests) < first_requests
+    for request in second_requests:
+        campaign = final[request["path"].split("/")[3]]
+        assert not campaign.get("settled"), request
+        lookback_start = date.fromisoformat(campaign["through"]) - timedelta(days=7)
+        expected_start = max(lookback_start, date.fromisoformat(campaign["from"]))
+        assert request["query"]["startDate"] == expected_start.isoformat(), request
     assert second.of_type("STATE"), second.describe()

@@ -760,14 +760,19 @@ def check_connection(config: SoundlinkConfig, log: Logger) -> None:
 
 
 def stream_state_from(state: Any) -> dict[str, Any] | None:
-    """This stream's state from what Airbyte passes: a list of STATE messages, or a legacy dict."""
+    """This stream's state from what Airbyte passes: a list of STATE messages, or a legacy dict.
+
+    When the list holds several messages for the stream (a saved stdout of a sync), the last one is
+    the newest checkpoint and wins, as it does in the CDK's ConnectorStateManager.
+    """
     if isinstance(state, dict):
         state = state.get(protocol.ENGAGEMENT_STREAM) if "campaigns" not in state else state
         return state if isinstance(state, dict) else None
+    found = None
     for message in state or []:
         if not isinstance(message, dict):
             continue
         stream = message.get("stream") or {}
         if (stream.get("stream_descriptor") or {}).get("name") == protocol.ENGAGEMENT_STREAM:
-            return stream.get("stream_state")
-    return None
+            found = stream.get("stream_state")
+    return found

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from airbyte_cdk.models import AirbyteMessageSerializer, SyncMode, Type
+from airbyte_cdk.models import AirbyteMessageSerializer, ConfiguredAirbyteCatalogSerializer, SyncMode, Type
 from airbyte_cdk.test.entrypoint_wrapper import discover
 from airbyte_cdk.test.mock_http import HttpMocker
 
 from source_soundlink import protocol, read_command
-from source_soundlink.export import PRIMARY_KEY
+from source_soundlink.export import PRIMARY_KEY, stream_state_from
 from source_soundlink.source import SourceSoundlink
 from unit_tests import builders as b
 
@@ -96,6 +96,55 @@ def test_read_command_output_equals_the_cdk_path_and_parses(
         m.trace.stream_status.status.name for m in messages if m.type == Type.TRACE and m.trace.stream_status
     ]
     assert statuses == ["STARTED", "RUNNING", "COMPLETE"]
+
+
+def _state_message(campaigns: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "type": "STREAM",
+        "stream": {
+            "stream_descriptor": {"name": "campaign_engagement_daily"},
+            "stream_state": {"state_version": 1, "campaigns": campaigns},
+        },
+    }
+
+
+@HttpMocker()
+def test_read_command_resumes_from_the_last_of_several_state_messages(
+    tmp_path: Path, http_mocker: HttpMocker = None
+) -> None:
+    """A state file saved from a sync's stdout holds every checkpoint; the newest one is the state."""
+    http_mocker.get(b.campaigns_request(), b.campaigns_response([b.campaign("camp_a", created="2026-03-01")]))
+    rows = b.daily_rows("camp_a", "2026-03-03", "2026-03-12")
+    # The newest checkpoint covers through 03-10: the 7-day lookback starts at 03-03 (the older one
+    # would start the read at the campaign's first day, a request this mock does not answer).
+    http_mocker.get(b.export_request("camp_a", "2026-03-03", "2026-03-12"), b.jsonl_response(rows))
+    older = _state_message({"camp_a": {"from": "2026-03-01", "through": "2026-03-02"}})
+    newer = _state_message({"camp_a": {"from": "2026-03-01", "through": "2026-03-10", "has_rows": True}})
+    (tmp_path / "state.json").write_text(json.dumps([older, newer]))
+    (tmp_path / "config.json").write_text(json.dumps(b.config(end_date="2026-03-12")))
+    (tmp_path / "catalog.json").write_text(json.dumps(ConfiguredAirbyteCatalogSerializer.dump(b.catalog())))
+    out = io.BytesIO()
+
+    exit_code = read_command.main(
+        [f"--{name}={tmp_path / name}.json" for name in ("config", "catalog", "state")], out
+    )
+
+    assert exit_code == 0, out.getvalue()
+    messages = _parse_all(out.getvalue())
+    assert [m.record.data for m in messages if m.type == Type.RECORD] == rows
+    final_state = [m for m in messages if m.type == Type.STATE][-1].state.stream.stream_state
+    assert final_state.campaigns["camp_a"]["from"] == "2026-03-01"
+    assert final_state.campaigns["camp_a"]["through"] == "2026-03-12"
+
+
+def test_state_of_the_stream_is_the_last_message_for_it_and_ignores_other_streams() -> None:
+    older = _state_message({"camp_a": {"from": "2026-03-01", "through": "2026-03-02"}})
+    newer = _state_message({"camp_a": {"from": "2026-03-01", "through": "2026-03-10"}})
+    other = {"type": "STREAM", "stream": {"stream_descriptor": {"name": "campaigns"}, "stream_state": {}}}
+    assert stream_state_from([older, newer, other]) == newer["stream"]["stream_state"]
+    assert stream_state_from([other]) is None
+    assert stream_state_from({"campaign_engagement_daily": {"campaigns": {}}}) == {"campaigns": {}}
+    assert stream_state_from(None) is None
 
 
 def test_read_command_rejects_bad_config_before_any_request(tmp_path: Path) -> None:
