@@ -2,7 +2,8 @@
 
 Each test gets its own in-process sandbox on a free port, so tests are independent and can run in any
 order or in parallel. Rate limits are off unless a test turns them on; `today` is pinned to the real UTC
-date at start-up so a test that runs across midnight still compares against one consistent truth.
+date at start-up, and `Connector` runs the connector with the same date pinned, so a test that runs across
+midnight still compares against one consistent truth.
 """
 
 from __future__ import annotations

@@ -7,10 +7,14 @@ or stderr and that every stdout line is a JSON Airbyte message.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
 import re
+import select
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -77,7 +81,13 @@ def ensure_image() -> str:
     return IMAGE
 
 
-def spawn_sandbox() -> tuple[subprocess.Popen[str], str]:
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when pytest dies, even by SIGKILL (Linux; elsewhere skipped)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
+def spawn_sandbox(startup_timeout_s: float = 30.0) -> tuple[subprocess.Popen[str], str]:
     """`soundlink-sandbox --port 0` as a host process (today pinned, rate limits off) and its base URL.
 
     For tests whose connector runs outside this process (a container, the CDK's standard suite).
@@ -87,13 +97,20 @@ def spawn_sandbox() -> tuple[subprocess.Popen[str], str]:
     today = datetime.now(UTC).date().isoformat()
     flags = ["--port", "0", "--today", today, "--rate-limit-per-minute", "0", "--rate-limit-per-hour", "0"]
     process = subprocess.Popen(
-        [*command, *flags], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        [*command, *flags],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        preexec_fn=_die_with_parent,
     )
     assert process.stdout is not None
-    base_url = process.stdout.readline().strip()
+    ready, _, _ = select.select([process.stdout], [], [], startup_timeout_s)
+    base_url = process.stdout.readline().strip() if ready else ""
     if not base_url.startswith("http://"):
         process.kill()
-        raise AssertionError(f"soundlink-sandbox did not print its base URL (got {base_url!r})")
+        raise AssertionError(
+            f"soundlink-sandbox printed no base URL within {startup_timeout_s:.0f} s (got {base_url!r})"
+        )
     return process, base_url
 
 
@@ -105,33 +122,31 @@ def stop_process(process: subprocess.Popen[str]) -> None:
         process.kill()
 
 
-def connector_command() -> list[str]:
-    """The installed `source-soundlink` console script next to this interpreter (else `-m` the entrypoint)."""
-    script = Path(sys.executable).with_name("source-soundlink")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("source-soundlink")
-    return [found] if found else [sys.executable, "-m", "source_soundlink.run"]
-
-
-# Runs the connector's console entrypoint with its clocks sped up: time.monotonic runs `factor` times faster,
-# and time.sleep(s) and Event.wait(s) (the connector's interruptible waits) last s/factor. Used only where a
+# Runs the connector's console entrypoint with its UTC date pinned to the sandbox's `today`, so a test that
+# runs across midnight UTC keeps one truth on both sides (the sandbox is pinned at start-up; the connector
+# would otherwise read the wall clock). With a warp factor, time.monotonic also runs `factor` times faster,
+# and time.sleep(s) and Event.wait(s) (the connector's interruptible waits) last s/factor: used only where a
 # test must watch minute-long request budgets.
-_WARP_BOOTSTRAP = """
+_BOOTSTRAP = """
 import sys, threading, time
-factor = float(sys.argv.pop(1))
-real_monotonic, real_sleep, real_wait = time.monotonic, time.sleep, threading.Event.wait
-origin = real_monotonic()
-time.monotonic = lambda: origin + (real_monotonic() - origin) * factor
-time.sleep = lambda seconds: real_sleep(max(0.0, seconds) / factor)
-threading.Event.wait = lambda self, timeout=None: real_wait(self, timeout and timeout / factor)
+from datetime import date
+today, factor = date.fromisoformat(sys.argv.pop(1)), float(sys.argv.pop(1))
+if factor != 1:
+    real_monotonic, real_sleep, real_wait = time.monotonic, time.sleep, threading.Event.wait
+    origin = real_monotonic()
+    time.monotonic = lambda: origin + (real_monotonic() - origin) * factor
+    time.sleep = lambda seconds: real_sleep(max(0.0, seconds) / factor)
+    threading.Event.wait = lambda self, timeout=None: real_wait(self, timeout and timeout / factor)
+import source_soundlink.config
+source_soundlink.config.today_utc = lambda: today
 from source_soundlink.run import run
 run()
 """
 
 
-def warped_connector_command(factor: float) -> list[str]:
-    return [sys.executable, "-c", _WARP_BOOTSTRAP, str(factor)]
+def pinned_connector_command(today: date, warp: float = 1.0) -> list[str]:
+    """The connector's `run()` with today pinned (and, with `warp`, its clocks sped up)."""
+    return [sys.executable, "-c", _BOOTSTRAP, today.isoformat(), str(warp)]
 
 
 def catalog(*streams: str, sync_mode: str = "incremental") -> dict[str, Any]:
@@ -269,6 +284,10 @@ class Connector:
         base.update(overrides)
         return {k: v for k, v in base.items() if v is not None}
 
+    def command(self, warp: float = 1.0) -> list[str]:
+        """How this connector is started: today pinned to the sandbox's (see pinned_connector_command)."""
+        return pinned_connector_command(self.sandbox.app.today(), warp)
+
     def _write(self, name: str, payload: Any) -> str:
         self._n += 1
         path = self.workdir / f"{self._n:03d}-{name}.json"
@@ -293,7 +312,7 @@ class Connector:
         return argv
 
     def run(self, argv: Sequence[str], secret: str, command: Sequence[str] | None = None) -> Run:
-        full = [*(command or connector_command()), *argv]
+        full = [*(command or self.command()), *argv]
         started = time.monotonic()
         proc = subprocess.run(full, capture_output=True, timeout=RUN_TIMEOUT_S, cwd=self.workdir)
         run = Run(full, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)

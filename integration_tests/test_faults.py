@@ -28,7 +28,6 @@ from helpers import (
     campaign_by_status,
     export_requests,
     multi_window_campaign,
-    warped_connector_command,
     window_label,
 )
 from soundlink_sandbox import Sandbox
@@ -108,7 +107,7 @@ def test_retry_after_beyond_the_cap_fails_at_once(sandbox: Sandbox, connector: C
 
 
 class WarpedClock:
-    """The sandbox's clock, sped up like the connector's (see helpers.warped_connector_command)."""
+    """The sandbox's clock, sped up like the connector's (see helpers.pinned_connector_command)."""
 
     def __init__(self, factor: float) -> None:
         self.factor = factor
@@ -138,7 +137,7 @@ def test_request_budget_stays_under_the_server_limit_without_429(
         campaign_ids=[aimed], window_size_days=10, requests_per_minute=limit, requests_per_hour=1000
     )
 
-    run = connector.read(config, command=warped_connector_command(factor)).assert_ok()
+    run = connector.read(config, command=connector.command(warp=factor)).assert_ok()
 
     assert_exact(run.records, sandbox.truth(aimed))
     log = sandbox.requests()
@@ -162,14 +161,16 @@ def test_server_rate_limit_is_honoured_when_the_client_budget_is_higher(
     aimed = multi_window_campaign(sandbox)
     config = connector.config(campaign_ids=[aimed], window_size_days=10, num_workers=1)
 
-    run = connector.read(config, command=warped_connector_command(factor)).assert_ok()
+    run = connector.read(config, command=connector.command(warp=factor)).assert_ok()
 
     assert_exact(run.records, sandbox.truth(aimed))
     log = sandbox.requests()
     admitted = [e["time"] for e in log if e["status"] == 200]
     assert len(admitted) == 14
     limited = [i for i, e in enumerate(log) if e["status"] == 429]
-    assert 2 <= len(limited) <= 4, "one 429 per full minute at most: the connector waits, it does not poll"
+    # Waiting out Retry-After costs about one 429 per warped minute (3 real seconds); a loaded machine
+    # spreads the first burst unevenly and may add one more. Polling would cost dozens.
+    assert 2 <= len(limited) <= 6, f"{len(limited)} 429s: the connector should wait, not poll"
     for i in limited:
         retry = log[i + 1]
         assert retry["path"] == log[i]["path"] and retry["query"] == log[i]["query"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -22,7 +23,6 @@ from helpers import (
     assert_unique_pks,
     by_pk,
     catalog,
-    connector_command,
     export_requests,
 )
 from soundlink_sandbox import Sandbox
@@ -82,7 +82,7 @@ def run_and_kill(
     stderr_path = connector.workdir / "stderr.txt"
     run = KilledRun()
     with open(stderr_path, "wb") as stderr:
-        proc = subprocess.Popen([*connector_command(), *argv], stdout=subprocess.PIPE, stderr=stderr)
+        proc = subprocess.Popen([*connector.command(), *argv], stdout=subprocess.PIPE, stderr=stderr)
         try:
             assert proc.stdout is not None
             for line in proc.stdout:
@@ -98,6 +98,23 @@ def run_and_kill(
     run.stderr = stderr_path.read_bytes()
     assert config["api_key"].encode() not in stderr_path.read_bytes()
     return run
+
+
+def clear_requests_once_quiet(sandbox: Sandbox, quiet_s: float = 0.3, limit_s: float = 10.0) -> None:
+    """Clear the request log once the killed run's last requests have landed in it.
+
+    A request sent just before the SIGKILL can reach the sandbox's handler a moment later; cleared too
+    early, it would show up in the next run's log as if that run had made it.
+    """
+    deadline = time.monotonic() + limit_s
+    seen = -1
+    while time.monotonic() < deadline:
+        log = sandbox.requests()
+        if len(log) == seen and all(entry["status"] is not None for entry in log):
+            break
+        seen = len(log)
+        time.sleep(quiet_s)
+    sandbox.clear_requests()
 
 
 def expected_first_windows(sandbox: Sandbox, state: dict[str, Any] | None) -> dict[str, date]:
@@ -125,7 +142,7 @@ def test_sigkill_at_several_points_then_resume_loses_nothing(sandbox: Sandbox, c
     state: dict[str, Any] | None = None
     completed = None
     for number, stop in enumerate(plan, 1):
-        sandbox.clear_requests()
+        clear_requests_once_quiet(sandbox)
         run = run_and_kill(connector, config, state, stop)
         records, new_state = run.committed
         assert_unique_pks(run.records)  # within one run, even a killed one, no primary key twice
@@ -190,7 +207,7 @@ def test_sigkill_while_waiting_out_a_429_then_resume(sandbox: Sandbox, connector
     assert state is not None and aimed not in state["campaigns"]  # its first window never completed
     assert [r.status for r in export_requests(sandbox, aimed)] == [429]
 
-    sandbox.clear_requests()
+    clear_requests_once_quiet(sandbox)
     done = run_and_kill(connector, config, state, None)
     assert done.returncode == 0, done.stderr[-2000:]
     assert_unique_pks(done.records)
