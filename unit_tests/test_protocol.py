@@ -8,7 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from airbyte_cdk.models import AirbyteMessageSerializer, ConfiguredAirbyteCatalogSerializer, SyncMode, Type
+from airbyte_cdk.models import (
+    AirbyteMessageSerializer,
+    AirbyteStateMessageSerializer,
+    ConfiguredAirbyteCatalogSerializer,
+    SyncMode,
+    Type,
+)
 from airbyte_cdk.test.entrypoint_wrapper import discover
 from airbyte_cdk.test.mock_http import HttpMocker
 
@@ -99,13 +105,8 @@ def test_read_command_output_equals_the_cdk_path_and_parses(
 
 
 def _state_message(campaigns: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "type": "STREAM",
-        "stream": {
-            "stream_descriptor": {"name": "campaign_engagement_daily"},
-            "stream_state": {"state_version": 1, "campaigns": campaigns},
-        },
-    }
+    """One STATE message of the engagement stream, as a saved state file holds it."""
+    return AirbyteStateMessageSerializer.dump(b.state(campaigns)[0])
 
 
 @HttpMocker()
