@@ -29,6 +29,20 @@ def _parse_all(output: bytes) -> list[Any]:
     return [AirbyteMessageSerializer.load(orjson.loads(line)) for line in output.splitlines()]
 
 
+def _run_read_command(
+    tmp_path: Path, config: dict[str, Any], catalog: Any = None, state: Any = None
+) -> tuple[int, bytes]:
+    """`source-soundlink read` in-process with these files (catalog: the engagement stream, incremental)."""
+    files = {"config": config, "catalog": catalog or ConfiguredAirbyteCatalogSerializer.dump(b.catalog())}
+    if state is not None:
+        files["state"] = state
+    for name, content in files.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(content))
+    out = io.BytesIO()
+    exit_code = read_command.main([f"--{name}={tmp_path / name}.json" for name in files], out)
+    return exit_code, out.getvalue()
+
+
 def test_every_message_builder_is_accepted_by_the_protocol_models() -> None:
     prefix, middle = protocol.record_envelope(protocol.ENGAGEMENT_STREAM)
     lines = [orjson.dumps(b.row("camp_a", "2026-03-01")), orjson.dumps(b.row("camp_a", "2026-03-02"))]
@@ -63,7 +77,6 @@ def test_read_command_output_equals_the_cdk_path_and_parses(
     http_mocker.get(b.campaigns_request(), b.campaigns_response([b.campaign("camp_a", created="2026-03-01")]))
     rows = b.daily_rows("camp_a", "2026-03-01", "2026-03-04")
     http_mocker.get(b.export_request("camp_a", "2026-03-01", "2026-03-04"), b.jsonl_response(rows))
-    (tmp_path / "config.json").write_text(json.dumps(b.config(end_date="2026-03-04")))
     catalog = {
         "streams": [
             {
@@ -77,15 +90,11 @@ def test_read_command_output_equals_the_cdk_path_and_parses(
             }
         ]
     }
-    (tmp_path / "catalog.json").write_text(json.dumps(catalog))
-    out = io.BytesIO()
 
-    exit_code = read_command.main(
-        ["--config", str(tmp_path / "config.json"), "--catalog", str(tmp_path / "catalog.json")], out
-    )
+    exit_code, output = _run_read_command(tmp_path, b.config(end_date="2026-03-04"), catalog)
 
     assert exit_code == 0
-    messages = _parse_all(out.getvalue())
+    messages = _parse_all(output)
     records = [m.record.data for m in messages if m.type == Type.RECORD]
     assert records == rows
     assert {m.record.stream for m in messages if m.type == Type.RECORD} == {"campaign_engagement_daily"}
@@ -121,17 +130,11 @@ def test_read_command_resumes_from_the_last_of_several_state_messages(
     http_mocker.get(b.export_request("camp_a", "2026-03-03", "2026-03-12"), b.jsonl_response(rows))
     older = _state_message({"camp_a": {"from": "2026-03-01", "through": "2026-03-02"}})
     newer = _state_message({"camp_a": {"from": "2026-03-01", "through": "2026-03-10", "has_rows": True}})
-    (tmp_path / "state.json").write_text(json.dumps([older, newer]))
-    (tmp_path / "config.json").write_text(json.dumps(b.config(end_date="2026-03-12")))
-    (tmp_path / "catalog.json").write_text(json.dumps(ConfiguredAirbyteCatalogSerializer.dump(b.catalog())))
-    out = io.BytesIO()
 
-    exit_code = read_command.main(
-        [f"--{name}={tmp_path / name}.json" for name in ("config", "catalog", "state")], out
-    )
+    exit_code, output = _run_read_command(tmp_path, b.config(end_date="2026-03-12"), state=[older, newer])
 
-    assert exit_code == 0, out.getvalue()
-    messages = _parse_all(out.getvalue())
+    assert exit_code == 0, output
+    messages = _parse_all(output)
     assert [m.record.data for m in messages if m.type == Type.RECORD] == rows
     final_state = [m for m in messages if m.type == Type.STATE][-1].state.stream.stream_state
     assert final_state.campaigns["camp_a"]["from"] == "2026-03-01"
@@ -149,16 +152,11 @@ def test_state_of_the_stream_is_the_last_message_for_it_and_ignores_other_stream
 
 
 def test_read_command_rejects_bad_config_before_any_request(tmp_path: Path) -> None:
-    (tmp_path / "config.json").write_text(json.dumps(b.config(window_size_days=120)))
-    (tmp_path / "catalog.json").write_text(json.dumps({"streams": []}))
-    out = io.BytesIO()
-
-    exit_code = read_command.main(
-        ["--config", str(tmp_path / "config.json"), "--catalog", str(tmp_path / "catalog.json")], out
-    )  # no HTTP mock is active: any request would fail differently
+    # No HTTP mock is active: any request would fail differently.
+    exit_code, output = _run_read_command(tmp_path, b.config(window_size_days=120))
 
     assert exit_code == 1
-    (error,) = _parse_all(out.getvalue())
+    (error,) = _parse_all(output)
     assert error.trace.error.failure_type.value == "config_error"
     assert "window_size_days must be between 1 and 90, not 120" in error.trace.error.message
 
