@@ -540,26 +540,9 @@ class Sandbox:
     def campaigns(self) -> list[dict[str, Any]]:
         return [c.to_api() for c in self.app.campaign_list()]
 
-    def add_campaign(
-        self,
-        campaign_id: str | None = None,
-        created_days_ago: int = 0,
-        campaign_duration: int = 30,
-        target_type: str = "track",
-        status: str = "active",
-        rows_per_day: int | None = None,
-        name: str | None = None,
-    ) -> dict[str, Any]:
-        c = self.app.add_campaign(
-            campaign_id=campaign_id,
-            created_days_ago=created_days_ago,
-            campaign_duration=campaign_duration,
-            target_type=target_type,
-            status=status,
-            rows_per_day=rows_per_day,
-            name=name,
-        )
-        return c.to_api()
+    def add_campaign(self, **options: Any) -> dict[str, Any]:
+        """App.add_campaign (its keywords and defaults), answered as the API shows the campaign."""
+        return self.app.add_campaign(**options).to_api()
 
     def configure(self, **changes: Any) -> dict[str, Any]:
         return self.app.configure(**changes).to_json()
