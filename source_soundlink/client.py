@@ -17,7 +17,14 @@ from typing import Any
 import requests
 
 from source_soundlink.config import SoundlinkConfig
-from source_soundlink.errors import SYSTEM_ERROR, TRANSIENT_ERROR, SoundlinkError, describe_api_error
+from source_soundlink.errors import (
+    SYSTEM_ERROR,
+    TRANSIENT_ERROR,
+    Action,
+    SoundlinkError,
+    classify,
+    describe_api_error,
+)
 
 Logger = Callable[[str, str], None]  # (level, message)
 
@@ -175,7 +182,8 @@ class SoundlinkClient:
                     status,
                 )
             request_id, code = _error_details(response)
-            if status == 429:
+            verdict = classify(status, code)
+            if verdict.action is Action.WAIT:
                 rate_limited += 1
                 wait = _retry_after(response)
                 if rate_limited > MAX_RATE_LIMITED or wait > MAX_RETRY_AFTER_S:
@@ -191,7 +199,7 @@ class SoundlinkClient:
                 self._log("WARN", f"Rate limited on {what}; waiting {wait} s as Retry-After asks.")
                 self._sleep(wait)
                 continue
-            if status >= 500 or status == 408:
+            if verdict.action is Action.RETRY:
                 failures += 1
                 if failures >= MAX_ATTEMPTS:
                     error = describe_api_error(status, code, request_id, what, scope)

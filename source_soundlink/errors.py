@@ -1,27 +1,41 @@
-"""Soundlink failures as Airbyte understands them: a failure type and a message a person can act on."""
+"""Soundlink answers as Airbyte understands them: one table from (HTTP status, error code) to what the
+client does next, the failure type, whether the whole key is refused, and advice a person can act on.
+
+The client (retry, wait, fail) and the error texts read this one table, so a status is never classified
+twice. Never parse Soundlink's `message`; codes the table does not know are handled by their status.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 CONFIG_ERROR = "config_error"
 SYSTEM_ERROR = "system_error"
 TRANSIENT_ERROR = "transient_error"
 
-# What the user should do about each documented error code. Never parse Soundlink's `message`.
-_ADVICE = {
+
+class Action(Enum):
+    FAIL = "fail"  # report the error now
+    RETRY = "retry"  # back off, then send again (bounded)
+    WAIT = "wait"  # the key is rate limited: wait out Retry-After, then send again
+
+
+@dataclass(frozen=True)
+class Verdict:
+    action: Action
+    failure_type: str
+    advice: str = ""
+    key_refused: bool = False  # every other request with this key would fail the same way
+
+
+_KEY_ADVICE = {
     "invalid_api_key": "the API key is missing, malformed or unknown: paste a valid sk_ key",
     "api_key_revoked": "the API key was revoked: create a new key in Soundlink and update api_key",
     "api_key_expired": "the API key expired: create a new key in Soundlink and update api_key",
     "mixed_credentials": "the server saw two credential headers: keep auth_header on one scheme",
     "invalid_token": "the server rejected the Bearer credential: "
     "set auth_header to x-api-key, or check the key",
-    "not_found": "the route is unknown or the Public API is not enabled for this organization: "
-    "check base_url and ask Soundlink to enable the Public API",
-    "campaign_not_found": "the campaign does not exist or belongs to another organization: "
-    "remove it from campaign_ids",
-    "invalid_date_range": "the window's endDate is before its startDate",
-    "page_size_exceeded": "the page size is over the endpoint's maximum",
 }
 _SCOPE_ADVICE = {
     "metrics:read": "the API key lacks the metrics:read scope, which engagement exports need: "
@@ -29,6 +43,41 @@ _SCOPE_ADVICE = {
     "campaigns:read": "the API key lacks the campaigns:read scope, which listing campaigns needs: "
     "grant campaigns:read, or set campaign_ids and start_date so no listing is needed",
 }
+# (status, code) -> verdict; (status, None) is the verdict for any other code of that status.
+_TABLE: dict[tuple[int, str | None], Verdict] = {
+    **{(401, code): Verdict(Action.FAIL, CONFIG_ERROR, advice, True) for code, advice in _KEY_ADVICE.items()},
+    (401, None): Verdict(Action.FAIL, CONFIG_ERROR, key_refused=True),
+    (403, None): Verdict(Action.FAIL, CONFIG_ERROR, key_refused=True),  # insufficient_scope: advice by scope
+    (404, "not_found"): Verdict(
+        Action.FAIL,
+        CONFIG_ERROR,
+        "the route is unknown or the Public API is not enabled for this organization: "
+        "check base_url and ask Soundlink to enable the Public API",
+    ),
+    (404, "campaign_not_found"): Verdict(
+        Action.FAIL,
+        CONFIG_ERROR,
+        "the campaign does not exist or belongs to another organization: remove it from campaign_ids",
+    ),
+    (400, "invalid_date_range"): Verdict(
+        Action.FAIL, SYSTEM_ERROR, "the window's endDate is before its startDate"
+    ),
+    (400, "page_size_exceeded"): Verdict(
+        Action.FAIL, SYSTEM_ERROR, "the page size is over the endpoint's maximum"
+    ),
+    (408, None): Verdict(Action.RETRY, TRANSIENT_ERROR),
+    (429, None): Verdict(Action.WAIT, TRANSIENT_ERROR),
+}
+_SERVER_ERROR = Verdict(Action.RETRY, TRANSIENT_ERROR)
+_OTHER = Verdict(Action.FAIL, SYSTEM_ERROR)
+
+
+def classify(status: int, code: str | None) -> Verdict:
+    """What to do with a non-2xx, non-3xx Soundlink answer."""
+    verdict = _TABLE.get((status, code)) or _TABLE.get((status, None))
+    if verdict is not None:
+        return verdict
+    return _SERVER_ERROR if status >= 500 else _OTHER
 
 
 @dataclass
@@ -45,24 +94,23 @@ class SoundlinkError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    @property
+    def key_refused(self) -> bool:
+        return self.status is not None and classify(self.status, self.code).key_refused
+
 
 def describe_api_error(
     status: int, code: str | None, request_id: str | None, what: str, scope: str | None = None
 ) -> SoundlinkError:
     """Turn a documented Soundlink error answer into an actionable error for `what` (campaign, window)."""
-    if status in (401, 403) or (status == 404 and code in ("campaign_not_found", "not_found")):
-        failure_type = CONFIG_ERROR
-    elif status == 429 or status >= 500:
-        failure_type = TRANSIENT_ERROR
-    else:
-        failure_type = SYSTEM_ERROR
+    verdict = classify(status, code)
     if code == "insufficient_scope" and scope:
         advice = _SCOPE_ADVICE.get(scope, f"the API key lacks the {scope} scope: grant it")
     else:
-        advice = _ADVICE.get(code or "", "")
+        advice = verdict.advice
     label = f"{status} {code}" if code else f"HTTP {status}"
     text = f"Soundlink answered {label} for {what}"
     if advice:
         text += f": {advice}"
     text += f" (requestId {request_id or 'not given'})."
-    return SoundlinkError(text, failure_type, request_id, status, code)
+    return SoundlinkError(text, verdict.failure_type, request_id, status, code)

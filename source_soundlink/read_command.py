@@ -1,8 +1,8 @@
 """`source-soundlink read`: the sync's hot path, without the CDK's per-record machinery.
 
-Engagement rows go from the socket to stdout as bytes (export.EngagementExport). airbyte-cdk (about 1 s
-and 78 MiB to import) is loaded only when the catalog also selects `campaigns`, the one stream the CDK
-reads from the manifest.
+Engagement rows go from the socket to stdout as bytes (engagement.EngagementExport). airbyte-cdk (about
+1 s and 78 MiB to import) is loaded only when the catalog also selects `campaigns`, the one stream the
+CDK reads from the manifest.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import orjson
 
 from source_soundlink import protocol
 from source_soundlink.config import ConfigError, SoundlinkConfig
+from source_soundlink.engagement import EngagementExport, SyncFailed, stream_state_from
 from source_soundlink.errors import CONFIG_ERROR, SYSTEM_ERROR
-from source_soundlink.export import EngagementExport, SyncFailed, stream_state_from
 
 STREAMS = (protocol.ENGAGEMENT_STREAM, protocol.CAMPAIGNS_STREAM)
 RECORD_PREFIX = b'{"type":"RECORD"'

@@ -1,7 +1,7 @@
 """SourceSoundlink: the manifest's declarative core plus the Python engagement stream, for the CDK.
 
 The CDK runs spec, discover and the `campaigns` stream from manifest.yaml. `campaign_engagement_daily`
-is read by export.EngagementExport; this class adds it to the catalog and adapts its byte messages to
+is read by engagement.EngagementExport; this class adds it to the catalog and adapts its byte messages to
 AirbyteMessage objects for in-process callers (the CDK's test harness, the standard tests). The
 `source-soundlink read` command does not come through here for that stream: read_command.py writes the
 export's bytes straight to stdout.
@@ -34,14 +34,14 @@ from airbyte_cdk.sources.declarative.yaml_declarative_source import YamlDeclarat
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_soundlink.config import ConfigError, SoundlinkConfig
-from source_soundlink.errors import SoundlinkError
-from source_soundlink.export import (
+from source_soundlink.engagement import (
     PRIMARY_KEY,
     EngagementExport,
     SyncFailed,
     check_connection,
     stream_state_from,
 )
+from source_soundlink.errors import SoundlinkError
 from source_soundlink.protocol import ENGAGEMENT_STREAM
 
 MANIFEST = str(Path(__file__).with_name("manifest.yaml"))

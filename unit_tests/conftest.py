@@ -18,6 +18,6 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> SleepRecorder:
     recorder = SleepRecorder()
     monkeypatch.setattr("source_soundlink.client.time.sleep", recorder)
     monkeypatch.setattr(
-        "source_soundlink.export.EngagementExport._wait", lambda self, seconds: recorder(seconds)
+        "source_soundlink.engagement.export.EngagementExport._wait", lambda self, seconds: recorder(seconds)
     )
     return recorder

@@ -57,36 +57,3 @@ def test_the_key_never_appears_in_a_config_error() -> None:
     with pytest.raises(ConfigError) as raised:
         SoundlinkConfig.from_mapping({"api_key": "sk_secret_value", "start_date": "nope"})
     assert "sk_secret_value" not in str(raised.value)
-
-
-@pytest.mark.parametrize(
-    ("status", "code", "failure_type", "advice"),
-    [
-        (401, "invalid_api_key", "config_error", "paste a valid sk_ key"),
-        (401, "api_key_revoked", "config_error", "create a new key"),
-        (401, "api_key_expired", "config_error", "create a new key"),
-        (401, "mixed_credentials", "config_error", "keep auth_header on one scheme"),
-        (401, "invalid_token", "config_error", "set auth_header to x-api-key"),
-        (403, "insufficient_scope", "config_error", "grant metrics:read"),
-        (404, "not_found", "config_error", "check base_url"),
-        (404, "campaign_not_found", "config_error", "remove it from campaign_ids"),
-        (400, "invalid_date_range", "system_error", "endDate is before its startDate"),
-        (400, "page_size_exceeded", "system_error", "over the endpoint's maximum"),
-        (429, "rate_limit_exceeded", "transient_error", ""),
-        (500, "internal_error", "transient_error", ""),
-        (418, "a_code_from_the_future", "system_error", ""),  # unknown codes: handled by status
-    ],
-)
-def test_every_documented_error_code_maps_to_a_failure_type_and_advice(
-    status: int, code: str, failure_type: str, advice: str
-) -> None:
-    from source_soundlink.errors import describe_api_error
-
-    error = describe_api_error(
-        status, code, "req-42", "campaign c, window 2026-01-01..2026-01-31", "metrics:read"
-    )
-    assert error.failure_type == failure_type
-    assert error.message.startswith(
-        f"Soundlink answered {status} {code} for campaign c, window 2026-01-01..2026-01-31"
-    )
-    assert advice in error.message and "(requestId req-42)" in error.message

@@ -19,7 +19,7 @@ from airbyte_cdk.test.entrypoint_wrapper import discover
 from airbyte_cdk.test.mock_http import HttpMocker
 
 from source_soundlink import protocol, read_command
-from source_soundlink.export import PRIMARY_KEY, stream_state_from
+from source_soundlink.engagement import PRIMARY_KEY, stream_state_from
 from source_soundlink.source import SourceSoundlink
 from unit_tests import builders as b
 

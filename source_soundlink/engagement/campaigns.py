@@ -1,0 +1,135 @@
+"""Which campaigns a sync reads: the campaign object, listing every page, and lookups of configured ids.
+
+The CDK reads the `campaigns` stream from the manifest, but the engagement export needs the list itself
+(ids, start dates, status, updatedAt) before its first window, with its own errors: a key without
+campaigns:read can still export configured campaign_ids, and a configured id the listing lacks is looked
+up so that its 404 names it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from source_soundlink.client import Logger, SoundlinkClient
+from source_soundlink.config import SoundlinkConfig
+from source_soundlink.errors import SYSTEM_ERROR, SoundlinkError
+
+NDJSON = "application/x-ndjson"
+TERMINAL_STATUSES = frozenset({"failed", "completed", "ended", "stopped"})
+PAGE_SIZE = 100  # the listing's maximum
+
+
+@dataclass(frozen=True)
+class Campaign:
+    campaign_id: str
+    start: date | None  # UTC date of createdAt; None when the key cannot read campaigns
+    status: str | None = None
+    planned_end: date | None = None
+    updated_at: str | None = None
+
+    @classmethod
+    def from_api(cls, obj: dict[str, Any]) -> Campaign:
+        start = _utc_date(obj.get("createdAt"))
+        duration = obj.get("campaignDuration")
+        planned_end = start + timedelta(days=duration) if start and isinstance(duration, int) else None
+        return cls(str(obj["campaignId"]), start, obj.get("status"), planned_end, obj.get("updatedAt"))
+
+    @property
+    def terminal(self) -> bool:
+        """Finished for good unless renewed; None (a key without campaigns:read) is not terminal."""
+        return self.status in TERMINAL_STATUSES
+
+
+def resolve_campaigns(client: SoundlinkClient, config: SoundlinkConfig, log: Logger) -> list[Campaign]:
+    """The campaigns to sync: all the key can list, or the configured campaign_ids (each one checked)."""
+    wanted = config.campaign_ids
+    try:
+        listed = _list_campaigns(client)
+    except SoundlinkError as error:
+        if error.code == "insufficient_scope" and wanted and config.start_date:
+            log(
+                "WARN",
+                "The key cannot list campaigns (no campaigns:read); syncing the configured campaign_ids "
+                f"from start_date {config.start_date.isoformat()}.",
+            )
+            return [Campaign(cid, None) for cid in wanted]
+        raise
+    if not wanted:
+        return list({c.campaign_id: c for c in listed}.values())  # a page drift could repeat one
+    by_id = {c.campaign_id: c for c in listed}
+    # An id the listing lacks gets its own lookup, whose 404 campaign_not_found names it.
+    return [by_id.get(cid) or _campaign(client, cid) for cid in wanted]
+
+
+def _list_campaigns(client: SoundlinkClient) -> list[Campaign]:
+    campaigns: list[Campaign] = []
+    page = 1
+    while True:
+        params = {"page": page, "pageSize": PAGE_SIZE, "sortBy": "createdAt", "sortOrder": "asc"}
+        body = get_json(client, "/v1/campaigns", params, f"the campaign list (page {page})", "campaigns:read")
+        data = body.get("data") or {}
+        campaigns.extend(Campaign.from_api(item) for item in data.get("items") or [])
+        if page >= ((data.get("pagination") or {}).get("totalPages") or 0):
+            return campaigns
+        page += 1
+
+
+def _campaign(client: SoundlinkClient, campaign_id: str) -> Campaign:
+    path = f"/v1/campaigns/{quote(campaign_id, safe='')}"
+    return Campaign.from_api(
+        get_json(client, path, None, f"campaign {campaign_id}", "campaigns:read")["data"]
+    )
+
+
+def get_json(
+    client: SoundlinkClient, path: str, params: dict[str, Any] | None, what: str, scope: str
+) -> dict[str, Any]:
+    response = client.get(path, params, what, scope)
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise SoundlinkError(
+            f"Soundlink answered {what} with a body that is not the documented JSON.", SYSTEM_ERROR
+        )
+    return body
+
+
+def export_path(campaign_id: str) -> str:
+    return f"/v1/campaigns/{quote(campaign_id, safe='')}/metrics/engagement/export"
+
+
+def check_connection(config: SoundlinkConfig, log: Logger) -> None:
+    """Cheap calls that prove the key, its scopes and the configured campaigns; raises SoundlinkError.
+
+    /v1/ping proves the key; resolving campaigns proves campaigns:read (or that campaign_ids and
+    start_date make it unnecessary) and that every configured campaign exists; a one-day export of the
+    first campaign, closed before its body is read, proves metrics:read.
+    """
+    client = SoundlinkClient(config, log)
+    get_json(client, "/v1/ping", None, "the connection check (/v1/ping)", "")
+    campaigns = resolve_campaigns(client, config, log)
+    if campaigns:
+        today = config.today.isoformat()
+        params = {"startDate": today, "endDate": today}
+        what = f"campaign {campaigns[0].campaign_id}, window {today}..{today} (connection check)"
+        client.get(
+            export_path(campaigns[0].campaign_id), params, what, "metrics:read", NDJSON, stream=True
+        ).close()
+
+
+def _utc_date(value: Any) -> date | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        try:
+            return date.fromisoformat(value[:10])
+        except ValueError:
+            return None
+    return moment.astimezone(UTC).date() if moment.tzinfo else moment.date()
