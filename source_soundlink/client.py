@@ -12,6 +12,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from datetime import UTC, date
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
@@ -114,6 +116,7 @@ class SoundlinkClient:
         self._sleep_fn = sleep
         self._backoff_base_s = backoff_base_s
         self.budget = RequestBudget(config.requests_per_minute, config.requests_per_hour)
+        self.server_today: date | None = None  # Soundlink's UTC date, from its last Date header
         self._local = threading.local()  # one Session per thread: Session is not thread-safe
         # Exactly one credential header: older servers answer 401 mixed_credentials to both.
         if config.auth_header == "bearer":
@@ -168,6 +171,7 @@ class SoundlinkClient:
                 self._sleep_backoff(failures, what, type(exc).__name__)
                 continue
             self.budget.settle()
+            self.server_today = _http_date(response.headers.get("Date")) or self.server_today
             status = response.status_code
             self._log("DEBUG", f"GET {path} {dict(params or {})} -> {status}")
             if status < 300:
@@ -217,6 +221,16 @@ class SoundlinkClient:
 
     def _sleep(self, seconds: float) -> None:
         (self._sleep_fn or time.sleep)(seconds)
+
+
+def _http_date(value: str | None) -> date | None:
+    """The UTC date of an HTTP Date header; None if absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value).astimezone(UTC).date()
+    except (TypeError, ValueError):
+        return None
 
 
 def _retry_after(response: requests.Response) -> int:

@@ -16,6 +16,7 @@ import orjson
 
 ENGAGEMENT_STREAM = "campaign_engagement_daily"
 CAMPAIGNS_STREAM = "campaigns"
+STREAMS = (ENGAGEMENT_STREAM, CAMPAIGNS_STREAM)
 
 
 def now_ms() -> int:

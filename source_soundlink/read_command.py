@@ -15,10 +15,10 @@ import orjson
 
 from source_soundlink import protocol
 from source_soundlink.config import ConfigError, SoundlinkConfig
-from source_soundlink.engagement import EngagementExport, SyncFailed, stream_state_from
+from source_soundlink.engagement import EngagementExport, SyncFailed, read_state
 from source_soundlink.errors import CONFIG_ERROR, SYSTEM_ERROR
 
-STREAMS = (protocol.ENGAGEMENT_STREAM, protocol.CAMPAIGNS_STREAM)
+STREAMS = protocol.STREAMS
 RECORD_PREFIX = b'{"type":"RECORD"'
 
 
@@ -47,7 +47,9 @@ def main(argv: list[str], out: BinaryIO | None = None) -> int:
             raise ConfigError(
                 f"The catalog selects unknown streams {unknown}; this source has {list(STREAMS)}."
             )
-        state = _load_json(args.state, "state") if args.state else None
+        engagement = selected.get(protocol.ENGAGEMENT_STREAM)
+        incremental = bool(engagement) and engagement.get("sync_mode") == "incremental"
+        stream_state = read_state(_load_state(args.state)) if args.state and incremental else None
     except ConfigError as error:
         out.write(_mask_line(protocol.error_trace(str(error), CONFIG_ERROR), secret))
         return 1
@@ -58,12 +60,8 @@ def main(argv: list[str], out: BinaryIO | None = None) -> int:
             # A failed campaigns stream does not stop the engagement stream (a key without campaigns:read
             # can still export configured campaign_ids); the sync still fails at the end.
             campaigns_ok = _read_campaigns_with_cdk(raw_config, catalog, out)
-        engagement = selected.get(protocol.ENGAGEMENT_STREAM)
         if engagement:
-            incremental = engagement.get("sync_mode") == "incremental"
-            export = EngagementExport(
-                config, stream_state_from(state) if incremental else None, debug=args.debug
-            )
+            export = EngagementExport(config, stream_state, debug=args.debug)
             for chunk in export.messages():
                 out.write(chunk)
                 if not chunk.startswith(RECORD_PREFIX):
@@ -106,6 +104,19 @@ def _read_campaigns_with_cdk(raw_config: dict[str, Any], raw_catalog: dict[str, 
 
 def _stream_name(entry: Any) -> str:
     return ((entry or {}).get("stream") or {}).get("name", "")
+
+
+def _load_state(path: str) -> Any:
+    """The --state file: JSON, or JSON lines (the STATE lines of an earlier sync's output, as printed)."""
+    try:
+        return _load_json(path, "state")
+    except ConfigError:
+        try:
+            with open(path, "rb") as handle:
+                return [orjson.loads(line) for line in handle if line.strip()]
+        except (OSError, orjson.JSONDecodeError):
+            pass
+        raise
 
 
 def _load_json(path: str, what: str) -> Any:

@@ -39,7 +39,7 @@ from source_soundlink.engagement import (
     EngagementExport,
     SyncFailed,
     check_connection,
-    stream_state_from,
+    read_state,
 )
 from source_soundlink.errors import SoundlinkError
 from source_soundlink.protocol import ENGAGEMENT_STREAM
@@ -115,15 +115,15 @@ class SourceSoundlink(YamlDeclarativeSource):
     def _read_engagement(
         self, config: Mapping[str, Any], sync_mode: SyncMode, state: list[AirbyteStateMessage] | None
     ) -> Iterator[AirbyteMessage]:
+        raw_state = [AirbyteStateMessageSerializer.dump(message) for message in state or []]
         try:
             soundlink_config = SoundlinkConfig.from_mapping(dict(config))
+            stream_state = read_state(raw_state) if sync_mode == SyncMode.incremental else None
         except ConfigError as error:
             raise AirbyteTracedException(
                 str(error), str(error), failure_type=FailureType.config_error
             ) from None
-        raw_state = [AirbyteStateMessageSerializer.dump(message) for message in state or []]
-        incremental = sync_mode == SyncMode.incremental
-        export = EngagementExport(soundlink_config, stream_state_from(raw_state) if incremental else None)
+        export = EngagementExport(soundlink_config, stream_state)
         try:
             for chunk in export.messages():
                 for line in chunk.splitlines():

@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
-from source_soundlink.config import SoundlinkConfig
+import pytest
+
+from source_soundlink.config import ConfigError, SoundlinkConfig
 from source_soundlink.engagement.campaigns import Campaign
-from source_soundlink.engagement.cursor import CampaignState, covered_through, first_day_to_read, settled
+from source_soundlink.engagement.cursor import (
+    CampaignState,
+    campaign_states,
+    covered_through,
+    first_day_to_read,
+    late_delivery,
+    plan,
+    read_state,
+    settled,
+)
+from source_soundlink.engagement.jsonl_decoder import WindowProgress
+from source_soundlink.engagement.partitioner import Window
 from unit_tests.builders import config
 
 TODAY = date(2026, 11, 27)
+ENGAGEMENT = "campaign_engagement_daily"
+STREAM_STATE = {"state_version": 1, "campaigns": {"c": {"from": "2026-01-01", "through": "2026-03-01"}}}
 
 
 def _s(raw: dict[str, Any] | None) -> CampaignState | None:
@@ -90,26 +105,31 @@ def test_settled_campaign_is_skipped_unless_it_changed() -> None:
 
 
 def test_settled_needs_tail_and_revision_window_read() -> None:
-    campaign = Campaign("c", date(2026, 1, 1), "completed")
-    assert not settled(campaign, _s({"through": "2026-03-10", "ended_on": "2026-02-01"}))  # 37 days after
-    assert settled(campaign, _s({"through": "2026-03-11", "ended_on": "2026-02-01"}))  # 38 days after
-    assert not settled(campaign, _s({"through": "2026-11-27", "has_rows": True}))  # no `ended` rows
+    campaign = Campaign("c", date(2026, 1, 1), "completed", updated_at="2026-02-01T09:00:00Z")
+    assert not settled(
+        campaign, _s({"through": "2026-03-10", "ended_on": "2026-02-01"}), TODAY
+    )  # 37 days after
+    assert settled(campaign, _s({"through": "2026-03-11", "ended_on": "2026-02-01"}), TODAY)  # 38 days after
+    assert not settled(campaign, _s({"through": "2026-11-27", "has_rows": True}), TODAY)  # no `ended` rows
 
 
 def test_ended_rows_do_not_settle_a_campaign_that_is_not_terminal() -> None:
     # Renewed under the same id, or a key that cannot read campaigns (status unknown): keep reading.
     state = {"through": "2026-06-01", "ended_on": "2026-02-01"}
     for status in ("active", "renewing", None):
-        assert not settled(Campaign("c", date(2026, 1, 1), status), _s(state))
+        assert not settled(Campaign("c", date(2026, 1, 1), status), _s(state), TODAY)
 
 
 def test_campaign_without_rows_settles_after_its_planned_end_when_terminal() -> None:
-    failed = Campaign("c", date(2026, 1, 1), "failed", planned_end=date(2026, 1, 31))
-    assert settled(failed, _s({"through": "2026-03-10"}))
-    assert not settled(failed, _s({"through": "2026-03-09"}))
+    failed = Campaign(
+        "c", date(2026, 1, 1), "failed", planned_end=date(2026, 1, 31), updated_at="2026-01-31T00:00:00Z"
+    )
+    assert settled(failed, _s({"through": "2026-03-10"}), TODAY)
+    assert not settled(failed, _s({"through": "2026-03-09"}), TODAY)
     assert not settled(
         Campaign("c", date(2026, 1, 1), "active", planned_end=date(2026, 1, 31)),
         _s({"through": "2026-06-01"}),
+        TODAY,
     )
 
 
@@ -121,11 +141,162 @@ def test_campaign_state_round_trips_its_json_and_drops_empty_fields() -> None:
         "has_rows": True,
         "report_date": "2026-05-30",
         "ended_on": "2026-04-01",
-        "settled": True,
-        "updated_at": "2026-04-02T00:00:00Z",
     }
     assert CampaignState.from_json(raw).to_json() == raw
     assert CampaignState.from_json({"from": "2026-01-01", "through": "2026-01-05"}).to_json() == {
         "from": "2026-01-01",
         "through": "2026-01-05",
     }
+
+
+def test_given_a_settled_campaign_when_written_then_it_is_compact_and_reads_back_settled() -> None:
+    settled_v1 = {
+        "from": "2026-01-01",
+        "through": "2026-06-01",
+        "has_rows": True,
+        "report_date": "2026-05-30",
+        "ended_on": "2026-04-01",
+        "settled": True,
+        "updated_at": "2026-04-02T00:00:00Z",
+    }
+    compact = CampaignState.from_json(settled_v1, version=1).to_json()
+    assert compact == ["2026-01-01", "2026-06-01", "2026-04-02T00:00:00Z"]
+    back = CampaignState.from_json(compact)
+    assert (back.settled, back.updated_at, back.covered_from, back.through) == (
+        True,
+        "2026-04-02T00:00:00Z",
+        date(2026, 1, 1),
+        date(2026, 6, 1),
+    )
+    with_context = CampaignState(date(2026, 1, 1), date(2026, 6, 1), "catalog", settled=True, updated_at="U")
+    assert CampaignState.from_json(with_context.to_json()) == with_context
+
+
+def test_given_an_ended_run_when_the_campaign_changed_later_then_it_is_not_settled_before_that_change() -> (
+    None
+):
+    # Ran in January, renewed in June, completed: its January `ended` run settles nothing before the read
+    # is past everything its updatedAt (the renewal's end) could have changed, or reached today.
+    renewed = Campaign("c", date(2026, 1, 1), "completed", updated_at="2026-07-01T10:00:00Z")
+    january = _s({"from": "2026-01-01", "through": "2026-03-31", "ended_on": "2026-01-21", "has_rows": True})
+    assert not settled(renewed, january, TODAY)
+    after_renewal = _s({"from": "2026-01-01", "through": "2026-08-08", "ended_on": "2026-07-01"})
+    assert settled(renewed, after_renewal, TODAY)  # 2026-07-01 + 38 days
+    no_updated_at = Campaign("c", date(2026, 1, 1), "completed")
+    assert not settled(no_updated_at, january, TODAY)
+    assert settled(no_updated_at, january, date(2026, 3, 31))  # the read reached today
+
+
+def test_given_start_date_inside_the_revision_window_when_planned_then_the_span_shrinks_to_it() -> None:
+    campaign = Campaign("c", date(2026, 1, 1))
+    state = _s({"from": "2026-01-01", "through": "2026-11-26"})
+    # 11-24 is after through - lookback (11-19): days 11-19..11-23 can still change and are not re-read.
+    planned = plan(campaign, _config(start_date="2026-11-24"), state)
+    assert planned is not None and planned.first == date(2026, 11, 24)
+    assert planned.base.covered_from == date(2026, 11, 24)
+    # Clearing start_date later: the span no longer reaches the campaign's start, so it is read again.
+    assert first_day_to_read(campaign, _config(), planned.base) == date(2026, 1, 1)
+    # A start_date before through - lookback skips only final days: the span is kept.
+    kept = plan(campaign, _config(start_date="2026-06-01"), state)
+    assert kept is not None and kept.base.covered_from == date(2026, 1, 1)
+    assert kept.first == date(2026, 11, 19)
+
+
+def test_given_a_through_in_the_future_when_planned_then_the_lookback_starts_from_today() -> None:
+    campaign = Campaign("c", date(2026, 1, 1))
+    future = _s({"from": "2026-01-01", "through": "2026-12-25"})
+    assert first_day_to_read(campaign, _config(), future) == TODAY - timedelta(days=7)
+
+
+def test_given_no_row_yet_when_the_first_window_has_rows_from_its_first_day_then_it_is_a_late_delivery() -> (
+    None
+):
+    never = _s({"from": "2026-10-01", "through": "2026-11-20"})
+    planned = plan(Campaign("c", date(2026, 10, 1)), _config(), never)
+    assert planned is not None and planned.first == date(2026, 11, 13)
+    window = Window("c", planned.first, TODAY)
+    assert late_delivery(never, planned, window, WindowProgress(first_date="2026-11-13"))
+    assert not late_delivery(never, planned, window, WindowProgress(first_date="2026-11-14"))
+    assert not late_delivery(never, planned, window, WindowProgress())
+    had_rows = _s({"from": "2026-10-01", "through": "2026-11-20", "has_rows": True})
+    assert not late_delivery(had_rows, planned, window, WindowProgress(first_date="2026-11-13"))
+
+
+@pytest.mark.parametrize(
+    "passed",
+    [
+        [
+            {
+                "type": "STREAM",
+                "stream": {"stream_descriptor": {"name": ENGAGEMENT}, "stream_state": STREAM_STATE},
+            }
+        ],
+        [
+            {
+                "type": "STATE",
+                "state": {
+                    "type": "STREAM",
+                    "stream": {"stream_descriptor": {"name": ENGAGEMENT}, "stream_state": STREAM_STATE},
+                },
+            }
+        ],
+        {
+            "type": "STATE",
+            "state": {
+                "type": "STREAM",
+                "stream": {"stream_descriptor": {"name": ENGAGEMENT}, "stream_state": STREAM_STATE},
+            },
+        },
+        {ENGAGEMENT: STREAM_STATE},
+        STREAM_STATE,
+    ],
+)
+def test_given_a_form_a_user_would_pass_when_read_then_the_stream_state_is_found(passed: Any) -> None:
+    assert read_state(passed) == STREAM_STATE
+
+
+@pytest.mark.parametrize(
+    ("passed", "what"),
+    [
+        ({"state_version": 1, "campaigns": [{"from": "2026-01-01"}]}, "campaigns is a list"),
+        ({"state_version": 99, "campaigns": {}}, "state_version is 99"),
+        (
+            {"state_version": 1, "campaigns": {"c": {"from": "2026-02-30", "through": "2026-03-01"}}},
+            "campaign c: from '2026-02-30' is not a YYYY-MM-DD date",
+        ),
+        (
+            {"state_version": 1, "campaigns": {"c": {"from": "2026-01-01", "through": 20260301}}},
+            "campaign c: through 20260301 is not a YYYY-MM-DD date",
+        ),
+        ({"cursor": "2026-01-01"}, "not a state of this source"),
+        (["nope"], "entry 1 of the list is not a per-stream (STREAM) state"),
+        ({"state_version": 2, "campaigns": {"c": ["2026-01-01"]}}, "a settled campaign is [from, through"),
+    ],
+)
+def test_given_a_state_it_cannot_read_when_read_then_a_config_error_says_what_and_how_to_start_over(
+    passed: Any, what: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        read_state(passed)
+    message = str(raised.value)
+    assert what in message
+    assert "refresh the stream in Airbyte" in message and "without --state" in message
+
+
+def test_given_no_state_or_an_empty_one_when_read_then_it_is_a_first_sync() -> None:
+    assert read_state(None) is None
+    assert read_state([]) is None
+    assert read_state({}) is None
+    assert (
+        campaign_states(
+            read_state(
+                [
+                    {
+                        "type": "STREAM",
+                        "stream": {"stream_descriptor": {"name": ENGAGEMENT}, "stream_state": {}},
+                    }
+                ]
+            )
+        )
+        == {}
+    )

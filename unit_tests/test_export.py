@@ -6,13 +6,17 @@ made; the parameter has a default so pytest does not look for a fixture of that 
 from __future__ import annotations
 
 import time
+from datetime import UTC, date, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 import requests_mock
 from airbyte_cdk.test.entrypoint_wrapper import read
-from airbyte_cdk.test.mock_http import HttpMocker
+from airbyte_cdk.test.mock_http import HttpMocker, HttpResponse
 
+from source_soundlink.config import today_utc
 from source_soundlink.engagement import EngagementExport
+from source_soundlink.engagement.cursor import CampaignState
 from source_soundlink.source import SourceSoundlink
 from unit_tests import builders as b
 from unit_tests.builders import BASE_URL
@@ -169,7 +173,8 @@ def test_a_settled_campaign_makes_no_request(http_mocker: HttpMocker = None) -> 
 
     assert not output.errors
     assert output.records == []
-    assert b.final_state(output)["campaigns"]["camp_done"]["settled"] is True
+    # A settled campaign is kept compact: [from, through, the updatedAt it settled with].
+    assert b.final_state(output)["campaigns"]["camp_done"] == ["2026-01-01", "2026-04-30", ended["updatedAt"]]
 
 
 @HttpMocker()
@@ -185,10 +190,10 @@ def test_ended_rows_settle_a_campaign_and_stop_its_windows(
 
     output = b.read_source(b.config(end_date="2026-04-10"))
 
-    state = b.final_state(output)["campaigns"]["camp_e"]
-    assert state["ended_on"] == "2026-02-01"
-    assert state["settled"] is True  # 2026-02-01 + 38 days <= 2026-03-31
-    assert state["through"] == "2026-03-31"  # no request for 04-01..04-10: no row can follow
+    state = CampaignState.from_json(b.final_state(output)["campaigns"]["camp_e"])
+    assert state.settled  # its `ended` rows: 2026-02-01 + 38 days <= 2026-03-31
+    assert state.updated_at == ended["updatedAt"]  # and past all its updatedAt could change (+ 38 days)
+    assert state.through == date(2026, 3, 31)  # no request for 04-01..04-10: no row can follow
 
 
 def test_many_logs_while_listing_campaigns_do_not_block_the_sync() -> None:
@@ -253,3 +258,55 @@ def test_a_refused_key_interrupts_other_campaigns_waiting_out_a_retry_after(monk
     assert elapsed < 30  # not the 300 s Retry-After
     error = output.errors[-1].trace.error
     assert "api_key_revoked" in error.message and "req-401" in error.message
+
+
+@HttpMocker()
+def test_given_a_campaign_without_rows_when_rows_start_at_the_lookback_then_it_is_read_once_from_its_start(
+    http_mocker: HttpMocker = None,
+) -> None:
+    # camp_a sat in `creating` (no rows) and now delivers rows back to its start, before the lookback.
+    http_mocker.get(b.campaigns_request(), b.campaigns_response([b.campaign("camp_a", created="2026-03-01")]))
+    late = b.daily_rows("camp_a", "2026-03-13", "2026-03-25")
+    http_mocker.get(b.export_request("camp_a", "2026-03-13", "2026-03-25"), b.jsonl_response(late))
+    everything = b.daily_rows("camp_a", "2026-03-01", "2026-03-25")
+    http_mocker.get(b.export_request("camp_a", "2026-03-01", "2026-03-25"), b.jsonl_response(everything))
+    never_had_rows = {"camp_a": {"from": "2026-03-01", "through": "2026-03-20"}}
+
+    output = b.read_source(b.config(end_date="2026-03-25"), b.state(never_had_rows))
+
+    assert not output.errors
+    assert [r.record.data for r in output.records] == b.as_emitted(late + everything)
+    assert b.final_state(output)["campaigns"]["camp_a"] == {
+        "from": "2026-03-01",
+        "through": "2026-03-25",
+        "has_rows": True,
+        "report_date": "2026-03-25",
+    }
+    # The STATE of the late window came only after the re-read from the start: never ahead of it.
+    assert [
+        s.state.stream.stream_state.__dict__["campaigns"]["camp_a"]["from"] for s in output.state_messages
+    ] == ["2026-03-01"] * len(output.state_messages)
+
+
+@HttpMocker()
+def test_given_soundlink_a_day_behind_the_host_when_synced_then_through_stops_at_soundlinks_today(
+    http_mocker: HttpMocker = None,
+) -> None:
+    host_today = today_utc()
+    soundlink_today = host_today - timedelta(days=1)
+    created = host_today - timedelta(days=10)
+    listing = b.campaigns_response([b.campaign("camp_a", created=created.isoformat())])
+    date_header = format_datetime(
+        datetime(*soundlink_today.timetuple()[:3], 23, 59, 58, tzinfo=UTC), usegmt=True
+    )
+    http_mocker.get(b.campaigns_request(), HttpResponse(listing.body, 200, {"Date": date_header}))
+    rows = b.daily_rows("camp_a", created.isoformat(), soundlink_today.isoformat())
+    http_mocker.get(
+        b.export_request("camp_a", created.isoformat(), soundlink_today.isoformat()), b.jsonl_response(rows)
+    )
+
+    output = b.read_source(b.config())
+
+    assert not output.errors
+    assert b.final_state(output)["campaigns"]["camp_a"]["through"] == soundlink_today.isoformat()
+    assert any("Soundlink's date is" in m.log.message for m in output.logs)

@@ -30,14 +30,20 @@ def _parse_all(output: bytes) -> list[Any]:
 
 
 def _run_read_command(
-    tmp_path: Path, config: dict[str, Any], catalog: Any = None, state: Any = None
+    tmp_path: Path,
+    config: dict[str, Any],
+    catalog: Any = None,
+    state: Any = None,
+    state_as_lines: bool = False,
 ) -> tuple[int, bytes]:
-    """`source-soundlink read` in-process with these files (catalog: the engagement stream, incremental)."""
+    """`source-soundlink read` in-process with these files (catalog: the engagement stream, incremental);
+    with `state_as_lines`, the state file holds one JSON value of `state` per line."""
     files = {"config": config, "catalog": catalog or ConfiguredAirbyteCatalogSerializer.dump(b.catalog())}
     if state is not None:
         files["state"] = state
     for name, content in files.items():
-        (tmp_path / f"{name}.json").write_text(json.dumps(content))
+        text = "".join(json.dumps(v) + "\n" for v in content) if name == "state" and state_as_lines else None
+        (tmp_path / f"{name}.json").write_text(text or json.dumps(content))
     out = io.BytesIO()
     exit_code = read_command.main([f"--{name}={tmp_path / name}.json" for name in files], out)
     return exit_code, out.getvalue()
@@ -182,3 +188,44 @@ def test_spec_marks_the_key_secret_and_orders_fields() -> None:
     assert sorted(p["order"] for p in properties.values()) == list(range(len(properties)))
     assert properties["lookback_window_days"]["minimum"] == 7
     assert properties["window_size_days"]["maximum"] == 90
+
+
+@HttpMocker()
+def test_given_state_lines_saved_from_an_earlier_sync_when_read_then_the_last_one_is_resumed(
+    tmp_path: Path, http_mocker: HttpMocker = None
+) -> None:
+    """`grep STATE output.jsonl > state.json`: whole messages as printed, one per line."""
+    http_mocker.get(b.campaigns_request(), b.campaigns_response([b.campaign("camp_a", created="2026-03-01")]))
+    rows = b.daily_rows("camp_a", "2026-03-03", "2026-03-12")
+    http_mocker.get(b.export_request("camp_a", "2026-03-03", "2026-03-12"), b.jsonl_response(rows))
+    older = {
+        "type": "STATE",
+        "state": _state_message({"camp_a": {"from": "2026-03-01", "through": "2026-03-02"}}),
+    }
+    newer = {
+        "type": "STATE",
+        "state": _state_message(
+            {"camp_a": {"from": "2026-03-01", "through": "2026-03-10", "has_rows": True}}
+        ),
+    }
+    exit_code, output = _run_read_command(
+        tmp_path, b.config(end_date="2026-03-12"), state=[older, newer], state_as_lines=True
+    )
+
+    assert exit_code == 0, output
+    assert [m.record.data for m in _parse_all(output) if m.type == Type.RECORD] == rows
+
+
+def test_given_a_state_it_cannot_read_when_read_then_it_fails_as_config_error_before_any_request(
+    tmp_path: Path,
+) -> None:
+    # No HTTP mock is active: any request would fail differently.
+    unreadable = [_state_message({"camp_a": {"from": "2026-03-01", "through": 20260310}})]
+
+    exit_code, output = _run_read_command(tmp_path, b.config(), state=unreadable)
+
+    assert exit_code == 1
+    (error,) = _parse_all(output)
+    assert error.trace.error.failure_type.value == "config_error"
+    assert "campaign camp_a: through 20260310 is not a YYYY-MM-DD date" in error.trace.error.message
+    assert "refresh the stream in Airbyte" in error.trace.error.message

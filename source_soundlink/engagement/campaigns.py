@@ -32,7 +32,7 @@ class Campaign:
 
     @classmethod
     def from_api(cls, obj: dict[str, Any]) -> Campaign:
-        start = _utc_date(obj.get("createdAt"))
+        start = utc_date(obj.get("createdAt"))
         duration = obj.get("campaignDuration")
         planned_end = start + timedelta(days=duration) if start and isinstance(duration, int) else None
         return cls(str(obj["campaignId"]), start, obj.get("status"), planned_end, obj.get("updatedAt"))
@@ -122,7 +122,8 @@ def check_connection(config: SoundlinkConfig, log: Logger) -> None:
         ).close()
 
 
-def _utc_date(value: Any) -> date | None:
+def utc_date(value: Any) -> date | None:
+    """The UTC calendar date of an ISO-8601 timestamp (or date); None if it is not one."""
     if not isinstance(value, str):
         return None
     try:

@@ -10,26 +10,32 @@ campaign that ended long ago. Here a campaign's state is the span of complete wi
   for 7 days (delayed Spotify playback events): the revision window is why the lookback exists;
 * backfill from the first day whenever the span does not reach back to what the config asks for (a new
   campaign, start_date moved earlier, engagement_context widened);
-* skip a settled campaign: terminal, and read past its last `ended` row + tail + revision window.
+* skip a settled campaign: terminal, read past its last `ended` row + tail + revision window, and past
+  everything its `updatedAt` could have changed (or up to today).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
 from source_soundlink import protocol
-from source_soundlink.config import SoundlinkConfig
-from source_soundlink.engagement.campaigns import Campaign
+from source_soundlink.config import ConfigError, SoundlinkConfig
+from source_soundlink.engagement.campaigns import Campaign, utc_date
 from source_soundlink.engagement.jsonl_decoder import WindowProgress
 from source_soundlink.engagement.partitioner import Window
 from source_soundlink.errors import CONFIG_ERROR, SoundlinkError
 
-STATE_VERSION = 1
-# A campaign is settled once a sync has read past: the day it ended + the 30-day post-end tail
-# + the 7-day revision window + 1 day for the last day to close.
+STATE_VERSION = 2  # 2: a settled campaign is the compact list [from, through, updatedAt(, context)]
+READABLE_VERSIONS = (1, 2)  # 1: written by 0.1.0, every campaign a dict
+# What a campaign exports can change until: the day it ended + the 30-day post-end tail + the 7-day
+# revision window + 1 day for the last day to close. Its updatedAt marks the last change of the campaign.
 SETTLE_AFTER_ENDED_DAYS = 30 + 7 + 1
+
+
+class UnreadableState(ConfigError):
+    """The state Airbyte passed is not one this connector wrote; the message says what is wrong."""
 
 
 @dataclass(frozen=True)
@@ -46,20 +52,49 @@ class CampaignState:
     updated_at: str | None = None  # the campaign's updatedAt when it settled: a change re-opens it
 
     @classmethod
-    def from_json(cls, raw: Any) -> CampaignState:
-        raw = raw if isinstance(raw, dict) else {}
+    def from_json(cls, raw: Any, version: int = STATE_VERSION) -> CampaignState:
+        """Read one campaign's state; raise UnreadableState naming what is wrong."""
+        if isinstance(raw, list) and version >= 2:
+            return cls._from_settled_list(raw)
+        if not isinstance(raw, dict):
+            raise UnreadableState(f"it is a {type(raw).__name__}, not an object")
+        context = raw.get("engagement_context")
+        if context is not None and not isinstance(context, str):
+            raise UnreadableState(f"engagement_context {context!r} is not a string")
+        report_date = raw.get("report_date")
+        if report_date is not None:
+            _date_field(raw, "report_date")
+        updated_at = raw.get("updated_at")
         return cls(
-            covered_from=_iso_date(raw.get("from")),
-            through=_iso_date(raw.get("through")),
-            engagement_context=raw.get("engagement_context"),
+            covered_from=_date_field(raw, "from"),
+            through=_date_field(raw, "through"),
+            engagement_context=context,
             has_rows=bool(raw.get("has_rows")),
-            report_date=raw.get("report_date") if isinstance(raw.get("report_date"), str) else None,
-            ended_on=_iso_date(raw.get("ended_on")),
+            report_date=report_date,
+            ended_on=_date_field(raw, "ended_on"),
             settled=bool(raw.get("settled")),
-            updated_at=raw.get("updated_at"),
+            updated_at=updated_at if isinstance(updated_at, str) else None,
         )
 
-    def to_json(self) -> dict[str, Any]:
+    @classmethod
+    def _from_settled_list(cls, raw: list[Any]) -> CampaignState:
+        if not 3 <= len(raw) <= 4 or not all(isinstance(v, str) or v is None for v in raw):
+            raise UnreadableState(f"a settled campaign is [from, through, updatedAt(, context)], not {raw!r}")
+        fields = dict(zip(("from", "through", "updated_at", "engagement_context"), raw, strict=False))
+        return cls(
+            covered_from=_date_field(fields, "from"),
+            through=_date_field(fields, "through"),
+            engagement_context=fields.get("engagement_context"),
+            settled=True,
+            updated_at=fields["updated_at"],
+        )
+
+    def to_json(self) -> dict[str, Any] | list[Any]:
+        if self.settled and self.covered_from and self.through:
+            # Compact: a settled campaign only needs its span (a start_date or context change re-opens
+            # it) and the updatedAt it settled with (a renewal re-opens it).
+            compact = [self.covered_from.isoformat(), self.through.isoformat(), self.updated_at]
+            return [*compact, self.engagement_context] if self.engagement_context else compact
         out: dict[str, Any] = {}
         if self.covered_from:
             out["from"] = self.covered_from.isoformat()
@@ -73,50 +108,90 @@ class CampaignState:
             out["report_date"] = self.report_date
         if self.ended_on:
             out["ended_on"] = self.ended_on.isoformat()
-        if self.settled:
-            out["settled"] = True
-            out["updated_at"] = self.updated_at
         return out
 
 
-def first_day_to_read(
-    campaign: Campaign, config: SoundlinkConfig, state: CampaignState | None
-) -> date | None:
-    """First report_date this sync reads for a campaign, or None when it has nothing to read.
+@dataclass(frozen=True)
+class Plan:
+    """What one sync reads of a campaign: from `first` through the config's last date, on top of `base`."""
+
+    first: date
+    base: CampaignState  # the state the windows extend (empty when the old span no longer applies)
+    incremental: bool  # the old span is kept: `first` is its trailing lookback, not the campaign's start
+
+
+def plan(campaign: Campaign, config: SoundlinkConfig, state: CampaignState | None) -> Plan | None:
+    """What to read of a campaign this sync, or None when there is nothing to read.
 
     With state that covers the campaign from its first day, re-read `lookback_window_days` before
     `through` (Soundlink revises closed days); otherwise read from the first day (a new campaign,
     start_date moved earlier, or engagement_context widened beyond what was read).
     """
+    first = first_day(campaign, config)
+    through = covered_through(first, config, state)
+    if through is None or state is None:
+        return Plan(first, CampaignState(), False) if first <= config.last_date else None
+    if state.settled and campaign.terminal and state.updated_at == campaign.updated_at:
+        return None
+    lookback_start = through - timedelta(days=config.lookback_window_days)
+    base = state
+    if config.start_date and state.covered_from and state.covered_from < config.start_date > lookback_start:
+        # start_date cuts into days that can still change: they are not re-read now, so the span must
+        # not claim them (clearing start_date later then re-reads them).
+        base = replace(state, covered_from=config.start_date)
+    start = max(first, lookback_start)
+    return Plan(start, base, True) if start <= config.last_date else None
+
+
+def first_day(campaign: Campaign, config: SoundlinkConfig) -> date:
+    """The first report_date the config asks for: the campaign's start, or start_date if later."""
     candidates = [d for d in (config.start_date, campaign.start) if d is not None]
     if not candidates:
         raise SoundlinkError(
             f"campaign {campaign.campaign_id} has no createdAt to start from: set start_date.", CONFIG_ERROR
         )
-    first = max(candidates)
-    through = covered_through(first, config, state)
-    if through is not None and state is not None:
-        if state.settled and campaign.terminal and state.updated_at == campaign.updated_at:
-            return None
-        first = max(first, through - timedelta(days=config.lookback_window_days))
-    return first if first <= config.last_date else None
+    return max(candidates)
+
+
+def first_day_to_read(
+    campaign: Campaign, config: SoundlinkConfig, state: CampaignState | None
+) -> date | None:
+    """First report_date this sync reads for a campaign, or None when it has nothing to read."""
+    planned = plan(campaign, config, state)
+    return planned.first if planned else None
 
 
 def covered_through(first: date, config: SoundlinkConfig, state: CampaignState | None) -> date | None:
-    """`through` if the state covers what this config asks for from `first` on, else None."""
+    """`through` if the state covers what this config asks for from `first` on, else None.
+
+    A `through` after today (a host clock ahead of Soundlink's, or an edited state) counts as today, so
+    the campaign is read again instead of looking up to date forever.
+    """
     if state is None or not (state.covered_from and state.through):
         return None
     read_context = state.engagement_context  # None: both contexts were read
     if read_context is not None and read_context != config.engagement_context:
         return None
+    through = min(state.through, config.today)
     # The span must reach `first`: a sync that started after through + 1 would leave a gap never read.
-    return state.through if state.covered_from <= first <= state.through + timedelta(days=1) else None
+    return through if state.covered_from <= first <= through + timedelta(days=1) else None
 
 
-def settled(campaign: Campaign, state: CampaignState) -> bool:
-    """True once nothing this campaign exports can change any more (the documented request rule)."""
+def settled(campaign: Campaign, state: CampaignState, today: date) -> bool:
+    """True once nothing this campaign exports can change any more (the documented request rule).
+
+    Terminal status, its `ended` rows (or, without rows, its planned end) past the tail and revision
+    window, and the read past everything its updatedAt could have changed (or up to today): an `ended`
+    run alone proves nothing, a campaign renewed later has rows again after it.
+    """
     if state.through is None or not campaign.terminal:
         return False  # still running, renewing, or unknown (a key without campaigns:read): keep reading
+    changed = utc_date(campaign.updated_at)
+    reached = state.through >= today or (
+        changed is not None and state.through >= changed + timedelta(days=SETTLE_AFTER_ENDED_DAYS)
+    )
+    if not reached:
+        return False
     if state.ended_on is not None:
         return state.through >= state.ended_on + timedelta(days=SETTLE_AFTER_ENDED_DAYS)
     # A campaign that never had a row and reached a terminal status: settled once past its planned end.
@@ -126,7 +201,11 @@ def settled(campaign: Campaign, state: CampaignState) -> bool:
 
 
 def after_window(
-    campaign: Campaign, state: CampaignState, window: Window, progress: WindowProgress, context: str | None
+    campaign: Campaign,
+    state: CampaignState,
+    window: Window,
+    progress: WindowProgress,
+    config: SoundlinkConfig,
 ) -> CampaignState:
     """The campaign's state once `window` is complete (every row of it emitted)."""
     covered_from = state.covered_from
@@ -140,13 +219,25 @@ def after_window(
         if progress.ended_since is None:
             ended_on = None  # its latest rows are not `ended`
         elif progress.saw_not_ended or not ended_on:
-            ended_on = _iso_date(progress.ended_since)
-    new = CampaignState(covered_from, window.end, context, has_rows, report_date, ended_on)
-    if settled(campaign, new):
-        return CampaignState(
-            covered_from, window.end, context, has_rows, report_date, ended_on, True, campaign.updated_at
-        )
+            ended_on = date.fromisoformat(progress.ended_since)
+    new = CampaignState(covered_from, window.end, config.engagement_context, has_rows, report_date, ended_on)
+    if settled(campaign, new, config.today):
+        return replace(new, settled=True, updated_at=campaign.updated_at)
     return new
+
+
+def late_delivery(state: CampaignState, planned: Plan, window: Window, progress: WindowProgress) -> bool:
+    """A campaign that never had a row now has rows from the first day of its first window: it may have
+    started delivering late (after days as `creating`) with rows back to its start, before the lookback.
+    Read once from its start; afterwards it has rows, so this never repeats."""
+    return (
+        planned.incremental
+        and not state.has_rows
+        and window.start == planned.first
+        and state.covered_from is not None
+        and window.start > state.covered_from
+        and progress.first_date == window.start.isoformat()
+    )
 
 
 def stream_state(campaigns: dict[str, CampaignState]) -> dict[str, Any]:
@@ -155,34 +246,88 @@ def stream_state(campaigns: dict[str, CampaignState]) -> dict[str, Any]:
 
 
 def campaign_states(stream_state: dict[str, Any] | None) -> dict[str, CampaignState]:
-    """Per-campaign states from a stream state this connector wrote."""
-    previous = (stream_state or {}).get("campaigns")
-    if not isinstance(previous, dict):
-        return {}
-    return {cid: CampaignState.from_json(cs) for cid, cs in previous.items() if isinstance(cs, dict)}
+    """Per-campaign states from a stream state; raise UnreadableState if it is not one we wrote."""
+    if not stream_state:
+        return {}  # no state, or Airbyte's empty state after a reset
+    if not isinstance(stream_state, dict):
+        raise UnreadableState(f"the stream state is a {type(stream_state).__name__}, not an object")
+    version = stream_state.get("state_version")
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
+        raise UnreadableState(
+            f"state_version is {version!r}; this connector reads {', '.join(map(str, READABLE_VERSIONS))}"
+        )
+    campaigns = stream_state.get("campaigns")
+    if not isinstance(campaigns, dict):
+        raise UnreadableState(
+            f"campaigns is a {type(campaigns).__name__}, not an object keyed by campaign id"
+        )
+    states = {}
+    for campaign_id, raw in campaigns.items():
+        try:
+            states[campaign_id] = CampaignState.from_json(raw, version)
+        except UnreadableState as error:
+            raise UnreadableState(f"campaign {campaign_id}: {error}") from None
+    return states
 
 
 def stream_state_from(state: Any) -> dict[str, Any] | None:
-    """This stream's state from what Airbyte passes: a list of STATE messages, or a legacy dict.
+    """This stream's state from what Airbyte passes, or what a user saved of an earlier sync.
 
-    When the list holds several messages for the stream (a saved stdout of a sync), the last one is
-    the newest checkpoint and wins, as it does in the CDK's ConnectorStateManager.
+    Accepted: Airbyte's list of per-stream states; a list of STATE messages as the connector prints them
+    (`{"type": "STATE", "state": {...}}`), or one of them; a legacy dict keyed by stream name; the stream
+    state itself. When several entries are for this stream (a saved sync output), the last one is the
+    newest checkpoint and wins, as in the CDK's ConnectorStateManager. Anything else raises
+    UnreadableState: guessing could skip data, and ignoring it would re-read all history unexplained.
     """
+    if state is None:
+        return None
     if isinstance(state, dict):
-        state = state.get(protocol.ENGAGEMENT_STREAM) if "campaigns" not in state else state
-        return state if isinstance(state, dict) else None
+        if state.get("type") == "STATE" or "stream" in state:
+            state = [state]
+        elif not state or "campaigns" in state or "state_version" in state:
+            return state or None
+        elif set(state) <= set(protocol.STREAMS):
+            return state.get(protocol.ENGAGEMENT_STREAM)
+        else:
+            raise UnreadableState(
+                f"it is an object with keys {sorted(state)[:5]}, not a state of this source"
+            )
+    if not isinstance(state, list):
+        raise UnreadableState(f"it is a {type(state).__name__}, not a list of STATE messages")
     found = None
-    for message in state or []:
-        if not isinstance(message, dict):
-            continue
-        stream = message.get("stream") or {}
+    for position, message in enumerate(state, 1):
+        if isinstance(message, dict) and message.get("type") == "STATE":
+            message = message.get("state")  # a whole message as printed
+        stream = message.get("stream") if isinstance(message, dict) else None
+        if not isinstance(stream, dict):
+            raise UnreadableState(f"entry {position} of the list is not a per-stream (STREAM) state")
         if (stream.get("stream_descriptor") or {}).get("name") == protocol.ENGAGEMENT_STREAM:
             found = stream.get("stream_state")
     return found
 
 
-def _iso_date(value: Any) -> date | None:
+def read_state(state: Any) -> dict[str, Any] | None:
+    """The stream state to resume from, checked before any request; raise UnreadableState that says what
+    is wrong and how to start over."""
     try:
-        return date.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
+        stream_state = stream_state_from(state)
+        campaign_states(stream_state)
+    except UnreadableState as error:
+        raise UnreadableState(
+            f"The state passed for {protocol.ENGAGEMENT_STREAM} cannot be read: {error}. It is not a state "
+            "this connector wrote, and guessing could skip data. To start over, refresh the stream in "
+            "Airbyte (Refresh, or clear its data), or run `read` without --state."
+        ) from None
+    return stream_state
+
+
+def _date_field(raw: dict[str, Any], name: str) -> date | None:
+    value = raw.get(name)
+    if value is None:
         return None
+    try:
+        if isinstance(value, str):
+            return date.fromisoformat(value)
+    except ValueError:
+        pass
+    raise UnreadableState(f"{name} {value!r} is not a YYYY-MM-DD date")

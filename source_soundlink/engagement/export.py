@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import requests
@@ -172,7 +172,18 @@ class EngagementExport:
         yield protocol.stream_status(stream, "COMPLETE")
 
     def _campaigns(self) -> list[Campaign]:
-        return resolve_campaigns(self.client, self.config, self._log)
+        campaigns = resolve_campaigns(self.client, self.config, self._log)
+        server_today = self.client.server_today
+        if server_today is not None and server_today < self.config.today:
+            # The host's clock is ahead of Soundlink's (seconds around midnight UTC are enough): a
+            # `through` past Soundlink's today would start every later lookback one day too late.
+            self._log(
+                "WARN",
+                f"Soundlink's date is {server_today.isoformat()} while this host's is "
+                f"{self.config.today.isoformat()}; reading up to Soundlink's today.",
+            )
+            self.config = replace(self.config, today=server_today)
+        return campaigns
 
     def _take_early_logs(self) -> list[bytes]:
         logs, self._early_logs = self._early_logs or [], None
@@ -203,14 +214,33 @@ class EngagementExport:
     def _sync_campaign(self, campaign: Campaign) -> None:
         with self._lock:
             state = self._state.get(campaign.campaign_id)
-        first = cursor.first_day_to_read(campaign, self.config, state)
-        if first is None:
+        planned = cursor.plan(campaign, self.config, state)
+        if planned is None:
             with self._lock:
                 self.stats["settled" if state and state.settled else "idle"] += 1
             return
-        if state is None or cursor.covered_through(first, self.config, state) is None:
-            state = CampaignState()  # read afresh: the old span no longer says what was read
-        windows = self._partitioner.windows(campaign.campaign_id, first, self.config.last_date)
+        if state and state.through and state.through > self.config.today:
+            self._log(
+                "WARN",
+                f"campaign {campaign.campaign_id}: the state's through {state.through.isoformat()} is after "
+                f"today ({self.config.today.isoformat()}, Soundlink's date); reading it again from "
+                f"{planned.first.isoformat()}.",
+            )
+        if not self._read_span(campaign, planned):
+            first = cursor.first_day(campaign, self.config)
+            self._log(
+                "INFO",
+                f"campaign {campaign.campaign_id} never had a row and now has rows from the first day read "
+                f"({planned.first.isoformat()}): it may have started delivering late, so it is read once "
+                f"from its start ({first.isoformat()}).",
+            )
+            self._read_span(campaign, cursor.Plan(first, CampaignState(), incremental=False))
+
+    def _read_span(self, campaign: Campaign, planned: cursor.Plan) -> bool:
+        """Read and checkpoint the planned windows through the last date; False when the campaign turned
+        out to need a read from its start (late delivery), in which case nothing was checkpointed."""
+        state = planned.base
+        windows = self._partitioner.windows(campaign.campaign_id, planned.first, self.config.last_date)
         for window in windows:
             if self._cancelled.is_set():
                 raise _Cancelled
@@ -225,10 +255,13 @@ class EngagementExport:
                     )
                     continue
                 raise
-            state = cursor.after_window(campaign, state, window, progress, self.config.engagement_context)
+            if cursor.late_delivery(state, planned, window, progress):
+                return False
+            state = cursor.after_window(campaign, state, window, progress, self.config)
             self._put(_Checkpoint(campaign.campaign_id, state, progress.rows_emitted))
             if state.settled:
-                return  # it ended long enough ago: later windows cannot hold a row
+                break  # read past everything its updatedAt could have changed: nothing later can change
+        return True
 
     def _fetch(self, window: Window) -> requests.Response:
         params = {"startDate": window.start.isoformat(), "endDate": window.end.isoformat()}

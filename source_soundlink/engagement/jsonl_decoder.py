@@ -51,6 +51,7 @@ class WindowProgress:
     resume_date: str | None = None  # set after a cut: rows before it, or in resume_keys, were emitted
     resume_keys: frozenset[tuple[Any, ...]] = frozenset()
     rows_emitted: int = 0
+    first_date: str | None = None  # report_date of the first row emitted
     ended_since: str | None = None  # first report_date of the trailing run of `ended` rows
     saw_not_ended: bool = False
     request_id: str | None = None
@@ -246,6 +247,8 @@ class JsonlDecoder:
                     raise self._bad_row(
                         where, line_no, f"report_date {day} comes after {last_date}: out of order"
                     )
+                if last_date is None:
+                    progress.first_date = day
                 last_date = day
                 day_keys = set()
                 if row.get("status") == "ended":
