@@ -6,6 +6,7 @@ over HTTP and the same call from a test behave identically.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import itertools
 import threading
@@ -146,6 +147,7 @@ class App:
             self._version = 0  # bumped when the campaign set changes (listing cache)
             self._listing: dict[tuple[str, bool], tuple[tuple[date, int], list[Campaign]]] = {}
             self.revise_days: list[date] = []  # the `today` of each revision, in order
+            self._revised_sorted: list[date] = []  # the same, sorted (today may move backwards)
             self.faults: list[dict[str, Any]] = []
             self.log: list[dict[str, Any]] = []
             self.limiter.clear()
@@ -172,6 +174,7 @@ class App:
     def revise(self) -> int:
         with self._lock:
             self.revise_days.append(self.today())
+            bisect.insort(self._revised_sorted, self.today())
             return len(self.revise_days)
 
     def revision_of(self, d: date) -> int:
@@ -181,7 +184,7 @@ class App:
         even after the clock moves on. A revision on day t changes only served rows dated t-7 .. t: a
         row dated after t does not exist yet on day t, and is first served with the count it has.
         """
-        return sum(1 for t in self.revise_days if d >= t - timedelta(days=REVISION_WINDOW_DAYS))
+        return bisect.bisect_right(self._revised_sorted, d + timedelta(days=REVISION_WINDOW_DAYS))
 
     # --- campaigns and rows ------------------------------------------------------------------------
     def campaign_list(self) -> list[Campaign]:
