@@ -338,6 +338,16 @@ class Connector:
         return self.run(self.argv("check", config, debug=debug), str(config.get("api_key") or "\0"))
 
 
+def campaign_state(stream_state: dict[str, Any], campaign_id: str) -> dict[str, Any]:
+    """One campaign's state as an object: a settled campaign's compact [from, through, updatedAt(,
+    context)] reads as {"from", "through", "updated_at", "settled": True(, "engagement_context")}."""
+    value = stream_state["campaigns"][campaign_id]
+    if isinstance(value, list):
+        names = ("from", "through", "updated_at", "engagement_context")
+        return {**dict(zip(names, value, strict=False)), "settled": True}
+    return value
+
+
 def state_file(stream_state: dict[str, Any]) -> list[dict[str, Any]]:
     """What Airbyte passes to --state: a list of per-stream STATE messages."""
     return [

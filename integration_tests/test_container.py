@@ -27,7 +27,16 @@ from typing import Any
 
 import pytest
 import requests
-from helpers import CAMPAIGNS, ENGAGEMENT, IMAGE, PRIMARY_KEY, ensure_image, spawn_sandbox, stop_process
+from helpers import (
+    CAMPAIGNS,
+    ENGAGEMENT,
+    IMAGE,
+    PRIMARY_KEY,
+    campaign_state,
+    ensure_image,
+    spawn_sandbox,
+    stop_process,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SANDBOX_KEY = "sk_sandbox_0123456789abcdef"
@@ -338,7 +347,7 @@ def test_read_then_incremental_read_with_state(
     second_requests = host_sandbox.export_requests()
     assert len(second_requests) < first_requests
     for request in second_requests:
-        campaign = final[request["path"].split("/")[3]]
+        campaign = campaign_state({"campaigns": final}, request["path"].split("/")[3])
         assert not campaign.get("settled"), request
         lookback_start = date.fromisoformat(campaign["through"]) - timedelta(days=7)
         expected_start = max(lookback_start, date.fromisoformat(campaign["from"]))

@@ -26,6 +26,7 @@ from helpers import (
     assert_unique_pks,
     by_pk,
     campaign_by_status,
+    campaign_state,
     export_requests,
     multi_window_campaign,
     window_label,
@@ -427,8 +428,8 @@ def test_windows_rejected_as_too_wide_are_split(sandbox: Sandbox, connector: Con
     today = sandbox.app.today()
     for c in sandbox.app.campaign_list():
         tiles = sorted(r.window for r in accepted if r.campaign_id == c.campaign_id)
-        campaign_state = run.state["campaigns"][c.campaign_id]
-        last = date.fromisoformat(campaign_state["through"]) if campaign_state.get("settled") else today
+        cs = campaign_state(run.state, c.campaign_id)
+        last = date.fromisoformat(cs["through"]) if cs.get("settled") else today
         assert tiles[0][0] == c.start and tiles[-1][1] == last
         assert all(b[0] == a[1] + timedelta(days=1) for a, b in itertools.pairwise(tiles))
     assert any("too wide" in log["message"] for log in run.logs)

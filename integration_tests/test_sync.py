@@ -21,6 +21,7 @@ from helpers import (
     assert_unique_pks,
     by_pk,
     campaign_by_status,
+    campaign_state,
     export_requests,
     multi_window_campaign,
     pk,
@@ -48,7 +49,7 @@ def test_full_refresh_is_exact_and_requests_are_documented(sandbox: Sandbox, con
 
     assert_exact(run.records, sandbox.truth())
     assert run.stream_statuses == ["STARTED", "RUNNING", "COMPLETE"]
-    assert run.state is not None and run.state["state_version"] == 1
+    assert run.state is not None and run.state["state_version"] == 2
 
     today = sandbox.app.today()
     log = sandbox.requests()
@@ -64,14 +65,15 @@ def test_full_refresh_is_exact_and_requests_are_documented(sandbox: Sandbox, con
     assert all(r.end <= today for r in exports), "a window ends after today"
     assert len({(r.campaign_id, r.window) for r in exports}) == len(exports), "a window was requested twice"
     # Every campaign, with rows or not, is tiled from its first day (createdAt's UTC date) up to today,
-    # except a settled one: its windows stop once a window reaches 38 days past its end (no row can follow).
+    # except a settled one: its windows stop once a window reaches 38 days past its end and its updatedAt.
     for c in sandbox.app.campaign_list():
-        campaign_state = run.state["campaigns"][c.campaign_id]
-        last = dt.date.fromisoformat(campaign_state["through"]) if campaign_state.get("settled") else today
+        cs = campaign_state(run.state, c.campaign_id)
+        last = dt.date.fromisoformat(cs["through"]) if cs.get("settled") else today
         assert_windows_tile(export_requests(sandbox, c.campaign_id), c.start, last)
-        if campaign_state.get("settled"):
-            ended_on = dt.date.fromisoformat(campaign_state["ended_on"])
-            assert ended_on + dt.timedelta(days=38) <= last < today
+        if cs.get("settled"):
+            ended_on = c.end + dt.timedelta(days=1)  # its rows are `ended` from the day after its end
+            updated = dt.datetime.fromisoformat(cs["updated_at"]).date()
+            assert max(ended_on, updated) + dt.timedelta(days=38) <= last < today
     # The 121-day campaign needs two windows, the first exactly 90 inclusive days.
     long_one = sorted(r.window for r in export_requests(sandbox, multi_window_campaign(sandbox)))
     assert len(long_one) == 2 and (long_one[0][1] - long_one[0][0]).days == 89
@@ -102,7 +104,7 @@ def test_incremental_with_revisions_rereads_only_the_trailing_lookback(
     first = connector.read().assert_ok()
     assert_exact(first.records, sandbox.truth())
     settled = campaign_by_status(sandbox, "completed")  # ended T-140, tail over by T-110
-    assert first.state["campaigns"][settled].get("settled") is True
+    assert campaign_state(first.state, settled).get("settled") is True
     assert set(first.state["campaigns"]) == {c["campaignId"] for c in sandbox.campaigns()}
 
     sandbox.revise()  # every report_date of the last 7 days changes

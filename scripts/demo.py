@@ -135,8 +135,12 @@ def section(title: str) -> None:
     print(f"\n== {title}")
 
 
-def fmt_state(value: dict[str, Any]) -> str:
-    """One compact line per campaign: flags as bare words, the rest as key=value."""
+def fmt_state(value: dict[str, Any] | list[Any]) -> str:
+    """One compact line per campaign: flags as bare words, the rest as key=value. A settled campaign's
+    state is the compact list [from, through, updatedAt(, context)]."""
+    if isinstance(value, list):
+        names = ("from", "through", "updated_at", "engagement_context")
+        return "settled " + " ".join(f"{k}={v}" for k, v in zip(names, value, strict=False))
     return " ".join(k if v is True else f"{k}={v}" for k, v in value.items())
 
 
@@ -240,7 +244,7 @@ class Demo:
         per_state = stream_state.get("campaigns", {})
         print(f"   {'campaign':<{width}}  {'status':<9} {'rows':>5}  windows requested (startDate..endDate)")
         for cid in self.status:
-            settled = per_state.get(cid, {}).get("settled")
+            settled = isinstance(per_state.get(cid), list)
             requested = ", ".join(windows[cid]) or (
                 "none: settled (ended, past its tail)" if settled else "none"
             )
