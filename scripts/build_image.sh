@@ -173,7 +173,7 @@ else
         say "    already present (--rebuild-base to rebuild)"
     else
         mirror="${SOUNDLINK_DEBIAN_MIRROR:-$(debian_mirror)}"
-        mirror="${mirror:-http://deb.debian.org/debian}"
+        mirror="${mirror:-https://deb.debian.org/debian}"
         workdir="$(mktemp -d /var/tmp/soundlink-base.XXXXXX)"
         trap 'rm -rf "$workdir"' EXIT
         rootfs="$workdir/rootfs"
