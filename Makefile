@@ -12,7 +12,7 @@ POETRY_STAMP := $(POETRY_VENV)/.installed
 POETRY := env -u VIRTUAL_ENV PYTHON_KEYRING_BACKEND=keyring.backends.null.Keyring \
 	POETRY_VIRTUALENVS_IN_PROJECT=true $(POETRY_VENV)/bin/poetry --no-interaction
 
-.PHONY: demo demo-pyairbyte test bench clean
+.PHONY: demo demo-pyairbyte test qa bench clean
 
 $(POETRY_STAMP): scripts/poetry-requirements.txt
 	test -x $(POETRY_VENV)/bin/python || $(PYTHON) -m venv $(POETRY_VENV)
@@ -30,6 +30,10 @@ demo: $(STAMP)
 demo-pyairbyte: $(STAMP)
 	$(BIN)/python scripts/demo.py --pyairbyte
 
+# `make test` runs these checks too (integration_tests/test_airbyte_qa.py).
+qa:
+	$(PYTHON) scripts/airbyte_qa.py
+
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
@@ -38,4 +42,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) $(POETRY_VENV) .venv-pyairbyte build dist .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(POETRY_VENV) .venv-pyairbyte .venv-qa build dist .pytest_cache .ruff_cache
