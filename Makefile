@@ -1,16 +1,27 @@
 # Two commands do everything on a fresh machine: `make demo` and `make test`.
-# Each bootstraps .venv from nothing but Python 3.11 and the package registries.
+# Each bootstraps .venv from nothing but Python 3.11 and the package registries:
+#   .venv-poetry  Poetry itself, pinned by scripts/poetry-requirements.txt
+#   .venv         the connector, its dev tools and the sandbox, exactly as poetry.lock pins them
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+POETRY_VENV := .venv-poetry
+POETRY_STAMP := $(POETRY_VENV)/.installed
+# Poetry never picks up another activated venv, and never asks a desktop keyring for credentials.
+POETRY := env -u VIRTUAL_ENV PYTHON_KEYRING_BACKEND=keyring.backends.null.Keyring \
+	POETRY_VIRTUALENVS_IN_PROJECT=true $(POETRY_VENV)/bin/poetry --no-interaction
 
-.PHONY: demo demo-pyairbyte test bench clean
+.PHONY: demo demo-pyairbyte test qa bench clean
 
-$(STAMP): pyproject.toml sandbox/pyproject.toml constraints.txt
+$(POETRY_STAMP): scripts/poetry-requirements.txt
+	test -x $(POETRY_VENV)/bin/python || $(PYTHON) -m venv $(POETRY_VENV)
+	$(POETRY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r scripts/poetry-requirements.txt
+	touch $(POETRY_STAMP)
+
+$(STAMP): pyproject.toml poetry.lock poetry.toml sandbox/pyproject.toml $(POETRY_STAMP)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip==24.3.1
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]" -e ./sandbox
+	$(POETRY) sync --with dev
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -18,6 +29,10 @@ demo: $(STAMP)
 
 demo-pyairbyte: $(STAMP)
 	$(BIN)/python scripts/demo.py --pyairbyte
+
+# `make test` runs these checks too (integration_tests/test_airbyte_qa.py).
+qa:
+	$(PYTHON) scripts/airbyte_qa.py
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -27,4 +42,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) .venv-pyairbyte build .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(POETRY_VENV) .venv-pyairbyte .venv-qa build dist .pytest_cache .ruff_cache

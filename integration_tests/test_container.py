@@ -195,8 +195,9 @@ def test_image_metadata(image: str) -> None:
     config = json.loads(inspect.stdout)[0]["Config"]
     assert config["Labels"]["io.airbyte.version"] == "0.1.0"
     assert config["Labels"]["io.airbyte.name"] == "airbyte/source-soundlink"
-    assert config["Entrypoint"] == ["source-soundlink"]
-    assert "AIRBYTE_ENTRYPOINT=source-soundlink" in config["Env"]
+    # As Airbyte's pipeline builds it from metadata.yaml: /entrypoint.sh runs the console script.
+    assert config["Entrypoint"] == ["/entrypoint.sh"]
+    assert "AIRBYTE_ENTRYPOINT=/entrypoint.sh" in config["Env"]
     assert config["User"] == "airbyte"
     # The CA bundle given to the build is a secret mount, not a file of the image.
     probe = subprocess.run(

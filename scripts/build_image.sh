@@ -173,7 +173,7 @@ else
         say "    already present (--rebuild-base to rebuild)"
     else
         mirror="${SOUNDLINK_DEBIAN_MIRROR:-$(debian_mirror)}"
-        mirror="${mirror:-http://deb.debian.org/debian}"
+        mirror="${mirror:-https://deb.debian.org/debian}"
         workdir="$(mktemp -d /var/tmp/soundlink-base.XXXXXX)"
         trap 'rm -rf "$workdir"' EXIT
         rootfs="$workdir/rootfs"
@@ -214,7 +214,7 @@ fi
 
 # ---------------------------------------------------------------- 4. connector image
 step "4/4 podman build -t $IMAGE --build-arg BASE_IMAGE=$BASE"
-for f in Dockerfile pyproject.toml constraints.txt README.md source_soundlink; do
+for f in Dockerfile pyproject.toml poetry.lock scripts/lock_requirements.py README.md source_soundlink; do
     [ -e "$ROOT/$f" ] || die "$ROOT/$f is missing: the image needs it"
 done
 secret_args=()
@@ -229,7 +229,7 @@ if ! podman build --network host --layers "${secret_args[@]}" \
     tail -n 40 "$build_log" >&2
     die "podman build failed (full log: $build_log)"
 fi
-grep -E '^(STEP|--> Using cache|COMMIT)' "$build_log" | sed 's/^/[build_image]     /' || true
+grep -E '^(\[[0-9]+/[0-9]+] )?(STEP|--> Using cache|COMMIT)' "$build_log" | sed 's/^/[build_image]     /' || true
 rm -f "$build_log"
 # Earlier builds of the tag are left untagged ("dangling"): drop them (the layer cache stays).
 podman image prune -f >/dev/null 2>&1 || true

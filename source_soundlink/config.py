@@ -137,7 +137,7 @@ def _base_url(value: Any) -> str:
         raise ConfigError(f"base_url must be an https:// URL, not {value!r}.")
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
         raise ConfigError(
-            "base_url must use https:// (plain http:// is allowed only for loopback hosts such as "
+            "base_url must use https:// (plain http is allowed only for loopback hosts such as "
             "127.0.0.1 or localhost, e.g. the local sandbox): the API key would travel in clear text."
         )
     return value.strip().rstrip("/")

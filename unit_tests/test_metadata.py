@@ -27,7 +27,7 @@ def data(metadata: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def version() -> str:
-    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["poetry"]["version"]
 
 
 @pytest.fixture(scope="module")
@@ -141,14 +141,31 @@ def test_dockerfile_labels_match_metadata(data: dict, dockerfile: str, version: 
     assert labels["io.airbyte.name"] == data["dockerRepository"]
 
 
-def test_dockerfile_entrypoint_is_the_console_script(dockerfile: str) -> None:
-    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert "source-soundlink" in scripts
+def test_pyproject_license_equals_metadata(data: dict) -> None:
+    poetry = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["poetry"]
+    assert poetry["name"] == data["githubIssueLabel"] == "source-soundlink"
+    assert poetry["license"] == data["license"]
+
+
+def test_dockerfile_entrypoint_is_airbytes(dockerfile: str) -> None:
+    """As Airbyte's template for Python connectors: /entrypoint.sh runs the console script, as `airbyte`."""
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["poetry"]["scripts"]
+    assert scripts["source-soundlink"] == "source_soundlink.run:run"
     instructions = _dockerfile_instructions(dockerfile)
-    assert 'ENV AIRBYTE_ENTRYPOINT="source-soundlink"' in instructions
-    assert 'ENTRYPOINT ["source-soundlink"]' in instructions
+    assert 'ENV AIRBYTE_ENTRYPOINT="/entrypoint.sh"' in instructions
+    assert 'ENTRYPOINT ["/entrypoint.sh"]' in instructions
+    entrypoint_script = [line for line in instructions if "> /entrypoint.sh" in line]
+    assert len(entrypoint_script) == 1 and """'source-soundlink "$@"'""" in entrypoint_script[0]
     assert "WORKDIR /airbyte/integration_code" in instructions
     assert instructions[-1].startswith("ENTRYPOINT") and "USER airbyte" in instructions
-    # Installs with the pinned constraints, and the CA bundle is a build secret, never a layer.
-    assert any("pip install" in line and "-c constraints.txt" in line for line in instructions)
+
+
+def test_dockerfile_installs_from_the_lock_file(dockerfile: str) -> None:
+    """Dependencies come from poetry.lock alone (hash-checked, no resolution); the CA bundle is a secret."""
+    instructions = _dockerfile_instructions(dockerfile)
+    assert any("lock_requirements.py poetry.lock --group main" in line for line in instructions)
+    installs = [line for line in instructions if "pip install" in line]
+    assert len(installs) == 2, installs
+    assert "--require-hashes --no-deps -r /tmp/requirements.txt" in installs[0]
+    assert "--no-deps ." in installs[1]
     assert not any(line.startswith(("COPY", "ADD")) and "ca-certificates" in line for line in instructions)

@@ -519,7 +519,10 @@ class Sandbox:
     @property
     def base_url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://[{host}]:{port}" if ":" in str(host) else f"http://{host}:{port}"
+        # The sandbox serves plain HTTP on loopback only (the connector refuses http:// elsewhere).
+        if ":" in str(host):
+            return f"http://[{host}]:{port}"  # ignore-https-check
+        return f"http://{host}:{port}"  # ignore-https-check
 
     @property
     def api_key(self) -> str:
