@@ -9,22 +9,15 @@ from __future__ import annotations
 import bisect
 import copy
 import itertools
-import math
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from .data import (
-    REVISION_WINDOW_DAYS,
-    BlockCache,
-    Campaign,
-    RowPlan,
-    default_campaigns,
-    det_uuid,
-    make_campaign,
-)
+from .campaigns import NO_ROW_STATUSES, Campaign, default_campaigns, make_campaign, with_run
+from .data import REVISION_WINDOW_DAYS, BlockCache, RowPlan, det_uuid
+from .ratelimit import RateLimiter
 
 DEFAULT_API_KEY = "sk_sandbox_0123456789abcdef"
 BOTH_SCOPES = frozenset({"campaigns:read", "metrics:read"})
@@ -96,37 +89,6 @@ _CONFIG_TYPES: dict[str, Callable[[Any], Any]] = {
 }
 
 
-class RateLimiter:
-    """Sliding one-minute and one-hour windows per key; only admitted requests count."""
-
-    def __init__(self) -> None:
-        self._hits: dict[str, list[float]] = {}
-        self._lock = threading.Lock()
-
-    def hit(self, key: str, now: float, per_minute: int, per_hour: int) -> int | None:
-        """Record a request and return None, or return Retry-After seconds (>= 1) without recording."""
-        with self._lock:
-            hits = self._hits.setdefault(key, [])
-            del hits[: bisect.bisect_right(hits, now - 3600)]
-            wait = 0.0
-            for limit, window in ((per_minute, 60), (per_hour, 3600)):
-                if limit <= 0:  # 0 disables that window (handy for benchmarks)
-                    continue
-                recent = len(hits) - bisect.bisect_right(hits, now - window)
-                if recent >= limit:
-                    # The slot frees when the oldest hit that keeps us at the limit leaves the window.
-                    oldest = hits[len(hits) - limit]
-                    wait = max(wait, oldest + window - now)
-            if wait > 0:
-                return max(1, math.ceil(wait))
-            hits.append(now)
-            return None
-
-    def clear(self) -> None:
-        with self._lock:
-            self._hits.clear()
-
-
 class App:
     def __init__(
         self,
@@ -134,6 +96,7 @@ class App:
         api_key: str = DEFAULT_API_KEY,
         today: date | str | None = None,
         campaigns: int = 6,
+        account_mix: str = "default",
         rows_per_day: int = 12,
         seed: int = 42,
         rate_limit_per_minute: int = 60,
@@ -163,10 +126,14 @@ class App:
         self.config = replace(self._initial_config)
         # Campaign dates are anchored once, so a long-running server's campaigns do not drift with the clock.
         self.anchor = today or datetime.now(UTC).date()
-        self._uids = itertools.count(1)
-        self._base = default_campaigns(seed, self.org_id, self.anchor, campaigns, rows_per_day)
+        self._uids = itertools.count(1)  # cache identities
+        self._base = default_campaigns(seed, self.org_id, self.anchor, campaigns, rows_per_day, account_mix)
         for c in self._base:
             c.uid = next(self._uids)
+            c.clock = self.today
+        # Added campaigns' ids derive from this index; like the cache uids it is never reset, so an id is
+        # never reused after reset() (it stays the same for the same sequence of calls).
+        self._indexes = itertools.count(1001 + len(self._base))
         self._lock = threading.RLock()
         self.cache = BlockCache(cache_mb * 1024 * 1024)
         self._plans: dict[int, RowPlan] = {}
@@ -177,7 +144,10 @@ class App:
         with self._lock:
             self.config = replace(self._initial_config)
             self.campaigns: dict[str, Campaign] = {c.campaign_id: c for c in self._base}
+            self._version = 0  # bumped when the campaign set changes (listing cache)
+            self._listing: dict[tuple[str, bool], tuple[tuple[date, int], list[Campaign]]] = {}
             self.revise_days: list[date] = []  # the `today` of each revision, in order
+            self._revised_sorted: list[date] = []  # the same, sorted (today may move backwards)
             self.faults: list[dict[str, Any]] = []
             self.log: list[dict[str, Any]] = []
             self.limiter.clear()
@@ -189,23 +159,61 @@ class App:
     def today(self) -> date:
         return self.config.today or datetime.now(UTC).date()
 
+    def now(self, epoch: float) -> datetime:
+        """The sandbox's moment for a real epoch time: today's date (pinned or real), the real time of day."""
+        real = datetime.fromtimestamp(epoch, UTC)
+        return datetime.combine(self.config.today, real.timetz()) if self.config.today else real
+
+    def set_today(self, day: date | str | None) -> date:
+        """Pin today (None: follow the real UTC date again). Campaign dates do not move with it."""
+        return self.configure(today=day).today or self.today()
+
+    def advance(self, days: int = 1) -> date:
+        return self.set_today(self.today() + timedelta(days=days))
+
     def revise(self) -> int:
         with self._lock:
             self.revise_days.append(self.today())
+            bisect.insort(self._revised_sorted, self.today())
             return len(self.revise_days)
 
     def revision_of(self, d: date) -> int:
-        """How many revisions touched report_date d: those made while d was within the trailing 7 days.
+        """How many revisions touched report_date d: those made on a day t with d >= t - 7.
 
         Counting per date (not one global counter) keeps rows older than the window frozen forever,
-        even after the clock moves on.
+        even after the clock moves on. A revision on day t changes only served rows dated t-7 .. t: a
+        row dated after t does not exist yet on day t, and is first served with the count it has.
         """
-        return sum(1 for t in self.revise_days if d >= t - timedelta(days=REVISION_WINDOW_DAYS))
+        return bisect.bisect_right(self._revised_sorted, d + timedelta(days=REVISION_WINDOW_DAYS))
 
     # --- campaigns and rows ------------------------------------------------------------------------
     def campaign_list(self) -> list[Campaign]:
         with self._lock:
             return list(self.campaigns.values())
+
+    def sorted_campaigns(self, by: str, desc: bool) -> list[Campaign]:
+        """The campaigns ordered by `created_at` or `updated_at` (then id), cached per day and campaign set,
+        so paging through 10,000 campaigns does not sort them again for every page."""
+        today = self.today()
+        with self._lock:
+            stamp = (today, self._version)
+            hit = self._listing.get((by, desc))
+            if hit is not None and hit[0] == stamp:
+                return hit[1]
+            items = sorted(
+                self.campaigns.values(),
+                key=lambda c: (c.created_at if by == "created_at" else c.state(today).at, c.campaign_id),
+                reverse=desc,
+            )
+            self._listing[(by, desc)] = (stamp, items)
+            return items
+
+    def _store(self, c: Campaign) -> Campaign:
+        c.uid = next(self._uids)
+        c.clock = self.today
+        self.campaigns[c.campaign_id] = c
+        self._version += 1
+        return c
 
     def add_campaign(
         self,
@@ -214,10 +222,17 @@ class App:
         created_days_ago: int = 0,
         campaign_duration: int = 30,
         target_type: str = "track",
-        status: str = "active",
+        status: str | None = None,
         rows_per_day: int | None = None,
         name: str | None = None,
+        renewals: Sequence[Sequence[int]] = (),
+        delivering_after_days: int | None = None,
     ) -> Campaign:
+        """A campaign created `created_days_ago` days before the current today (see README, "Days passing").
+
+        `status` (default `active`) is its status today; `renewals` [(days ago, duration), ...] and
+        `delivering_after_days` instead derive the status of every day from the campaign's lifecycle.
+        """
         if target_type not in ("track", "playlist"):
             raise ValueError("targetType must be track or playlist")
         if created_days_ago < 0 or campaign_duration < 0:
@@ -225,11 +240,10 @@ class App:
         with self._lock:
             if campaign_id in self.campaigns:
                 raise ValueError(f"campaign {campaign_id} already exists")
-            uid = next(self._uids)
             c = make_campaign(
                 seed=self.seed,
                 org_id=self.org_id,
-                index=1000 + uid,
+                index=next(self._indexes),
                 today=self.today(),
                 created_days_ago=created_days_ago,
                 duration=campaign_duration,
@@ -238,10 +252,31 @@ class App:
                 rows_per_day=self.rows_per_day if rows_per_day is None else rows_per_day,
                 campaign_id=campaign_id,
                 name=name,
+                renewals=[(int(a), int(b)) for a, b in renewals],
+                delivering_after_days=delivering_after_days,
             )
-            c.uid = uid
-            self.campaigns[c.campaign_id] = c
-            return c
+            return self._store(c)
+
+    def renew(self, campaign_id: str, duration_days: int = 30) -> Campaign:
+        """Renew a campaign today for `duration_days` more days (see with_run). Its history is kept: the
+        renewed campaign is a new object with a new cache identity, so only days from today on change."""
+        with self._lock:
+            old = self.campaigns.get(campaign_id)
+            if old is None:
+                raise KeyError(f"campaign {campaign_id} not found")
+            today = self.today()
+            if old.state(today).status in NO_ROW_STATUSES:
+                raise ValueError(f"campaign {campaign_id} is {old.state(today).status}: it cannot be renewed")
+            if today <= max(first for first, _ in old.runs):
+                raise ValueError("a renewal must come after the start of the campaign's latest run")
+            moment = datetime.combine(today, old.created_at.timetz())
+            c = replace(
+                old,
+                events=with_run(old.events, moment, duration_days),
+                runs=[*old.runs, (today, duration_days)],
+            )
+            self._plans.pop(old.uid, None)
+            return self._store(c)
 
     def plan(self, c: Campaign) -> RowPlan:
         p = self._plans.get(c.uid)
@@ -250,10 +285,7 @@ class App:
         return p
 
     def block(self, c: Campaign, d: date, today: date) -> bytes:
-        """One report_date's rows for c as JSONL bytes (cached; empty outside the campaign's row days)."""
-        span = c.row_days(today)
-        if span is None or not span[0] <= d <= span[1]:
-            return b""
+        """One report_date's rows for c as JSONL bytes (cached; the caller keeps d within c.row_spans)."""
         rev = self.revision_of(d)
         key = (c.uid, d, rev, d == today)
         b = self.cache.get(key)
@@ -263,34 +295,50 @@ class App:
         return b
 
     def rows_between(self, c: Campaign, start: date, end: date, today: date) -> tuple[list[bytes], int]:
-        span = c.row_days(today)
-        if span is None:
-            return [], 0
-        lo, hi = max(start, span[0]), min(end, span[1])
-        days = [lo + timedelta(days=i) for i in range((hi - lo).days + 1)]
-        return [self.block(c, d, today) for d in days], len(days) * c.rows_per_day
+        blocks = []
+        for first, last in c.row_spans(today):
+            d, hi = max(start, first), min(end, last)
+            while d <= hi:
+                blocks.append(self.block(c, d, today))
+                d += timedelta(days=1)
+        return blocks, len(blocks) * c.rows_per_day
 
     def truth(self, campaign_id: str | None = None) -> Iterator[bytes]:
         today = self.today()
         for c in sorted(self.campaign_list(), key=lambda c: (c.created_at, c.campaign_id)):
-            if campaign_id is not None and c.campaign_id != campaign_id:
-                continue
-            span = c.row_days(today)
-            if span is not None:
-                yield from self.rows_between(c, span[0], span[1], today)[0]
+            if campaign_id is None or c.campaign_id == campaign_id:
+                yield from self.rows_between(c, c.start, today, today)[0]
 
     def truth_count(self, campaign_id: str | None = None) -> int:
         today = self.today()
-        n = 0
-        for c in self.campaign_list():
-            span = c.row_days(today)
-            if span is not None and campaign_id in (None, c.campaign_id):
-                n += ((span[1] - span[0]).days + 1) * c.rows_per_day
-        return n
+        return sum(
+            ((last - first).days + 1) * c.rows_per_day
+            for c in self.campaign_list()
+            if campaign_id in (None, c.campaign_id)
+            for first, last in c.row_spans(today)
+        )
 
     def prewarm(self) -> None:
         for _ in self.truth():
             pass
+
+    # --- rate limits -------------------------------------------------------------------------------
+    def spend_quota(self, n: int, now: float, api_key: str | None = None, seconds_ago: float = 0.0) -> None:
+        """Count n requests made `seconds_ago` seconds before `now` by another client of the key."""
+        if seconds_ago < 0:
+            raise ValueError("secondsAgo must be >= 0")
+        self.limiter.spend(self._limited_key(api_key), int(n), now - seconds_ago)
+
+    def quota(self, now: float, api_key: str | None = None) -> dict[str, int | None]:
+        cfg = self.config
+        key = self._limited_key(api_key)
+        return self.limiter.usage(key, now, cfg.rate_limit_per_minute, cfg.rate_limit_per_hour)
+
+    def _limited_key(self, api_key: str | None) -> str:
+        key = self.api_key if api_key is None else api_key
+        if not isinstance(self.keys.get(key), frozenset):
+            raise ValueError("apiKey must be one of the sandbox's valid keys")
+        return key
 
     # --- runtime config ----------------------------------------------------------------------------
     def configure(self, **changes: Any) -> Config:

@@ -1,4 +1,4 @@
-"""Deterministic campaigns and campaign_engagement_daily v1.0 rows, pre-encoded as JSONL bytes.
+"""Deterministic ids, names and campaign_engagement_daily v1.0 rows, pre-encoded as JSONL bytes.
 
 Rows are built with bytes templates instead of orjson per row: a 540k-row export must be generated in
 about a second so the connector under test, not the sandbox, is the bottleneck. Every value derives from
@@ -12,11 +12,13 @@ import math
 import random
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 import orjson
+
+if TYPE_CHECKING:
+    from .campaigns import Campaign
 
 # Top streaming markets first (heavier weights), then the rest of ISO 3166-1 alpha-2.
 _TOP = "US GB DE BR MX FR CA AU SE NL ES IT JP PL IN NO DK FI IE NZ AR CL CO PH ID TR ZA KR BE AT CH PT"
@@ -35,18 +37,8 @@ _WORDS_A = ("Midnight", "Golden", "Neon", "Velvet", "Paper", "Electric", "Silent
 _WORDS_B = ("Echoes", "Highway", "Summer", "Hearts", "Skyline", "Motel", "Rain", "Signals", "Tides", "Ghosts")
 # Names that exercise JSON escaping and UTF-8 on the client side.
 _ODD_NAMES = ('Say "Hello"', "Café Noir", "夜の海", "Back\\Slash")
-_CAMPAIGN_WORDS = (
-    "Spring Push",
-    "Single Launch",
-    "Catalog Boost",
-    "Playlist Growth",
-    "Tour Warmup",
-    "Evergreen",
-)
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
-NO_ROW_STATUSES = frozenset({"creating", "failed"})
-TAIL_DAYS = 30
 REVISION_WINDOW_DAYS = 7
 
 
@@ -78,144 +70,6 @@ def isrc(*parts: object) -> str:
 
 def iso_z(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class Campaign:
-    campaign_id: str
-    organization_id: str
-    name: str
-    target_type: str  # "track" | "playlist"
-    status: str
-    created_at: datetime
-    duration: int
-    rows_per_day: int
-    daily_budget: float
-    updated_at: datetime
-    seed: int
-    extra: dict[str, Any] = field(default_factory=dict)
-    uid: int = 0  # cache identity: a re-added campaign with the same id must not reuse old blocks
-    target_known: bool = True  # False: legacy rows carry campaign_target_type null ("undetermined")
-
-    @property
-    def start(self) -> date:
-        return self.created_at.date()
-
-    @property
-    def end(self) -> date:
-        return self.start + timedelta(days=self.duration)
-
-    @property
-    def last_row_day(self) -> date:
-        return self.end + timedelta(days=TAIL_DAYS)
-
-    @property
-    def has_rows(self) -> bool:
-        return self.status not in NO_ROW_STATUSES and self.rows_per_day > 0
-
-    @property
-    def context(self) -> str:
-        return "catalog" if self.target_type == "track" else "playlist"
-
-    def row_days(self, today: date) -> tuple[date, date] | None:
-        """Inclusive report_date range this campaign has rows for, as of `today`."""
-        last = min(today, self.last_row_day)
-        if not self.has_rows or last < self.start:
-            return None
-        return self.start, last
-
-    def to_api(self) -> dict[str, Any]:
-        return {
-            "campaignId": self.campaign_id,
-            "organizationId": self.organization_id,
-            "status": self.status,
-            "socialPlatform": "meta",
-            "dailyBudget": self.daily_budget,
-            "totalBudget": round(self.daily_budget * self.duration, 2),
-            "campaignDuration": self.duration,
-            "createdAt": iso_z(self.created_at),
-            "updatedAt": iso_z(self.updated_at),
-            **self.extra,
-        }
-
-
-def make_campaign(
-    *,
-    seed: int,
-    org_id: str,
-    index: int,
-    today: date,
-    created_days_ago: int,
-    duration: int,
-    target_type: str,
-    status: str,
-    rows_per_day: int,
-    campaign_id: str | None = None,
-    name: str | None = None,
-) -> Campaign:
-    h = digest(seed, "campaign", index)
-    if campaign_id is None:
-        campaign_id = f"camp_{b62(h[:8], 10)}" if index % 2 else det_uuid(seed, "campaign-id", index)
-    start = today - timedelta(days=created_days_ago)
-    # A campaign created "today" gets an early time so createdAt is rarely in the future.
-    hour = 0 if created_days_ago == 0 else h[8] % 24
-    created = datetime.combine(start, time(hour, h[9] % 60, h[10] % 60), UTC)
-    if status in ("completed", "ended"):
-        updated = created + timedelta(days=duration, hours=2)
-    elif status in ("creating", "failed"):
-        updated = created + timedelta(minutes=7)
-    else:
-        updated = created + timedelta(days=created_days_ago // 2, minutes=30)
-    extra: dict[str, Any] = {"generation": 2 if created_days_ago < 100 else 1}
-    if target_type == "track":
-        extra["trackName"] = track_name(seed, campaign_id, 0)
-    else:
-        extra["playlistId"] = b62(digest(seed, "playlist", campaign_id), 22)
-    return Campaign(
-        campaign_id=campaign_id,
-        organization_id=org_id,
-        name=name or f"{_CAMPAIGN_WORDS[index % len(_CAMPAIGN_WORDS)]} #{index}",
-        target_type=target_type,
-        status=status,
-        created_at=created,
-        duration=duration,
-        rows_per_day=rows_per_day,
-        daily_budget=(10, 15, 25.5, 40, 12.75)[index % 5],
-        updated_at=updated,
-        seed=seed,
-        extra=extra,
-        # Old track campaigns predate target attribution, so their rows exercise the nullable target fields.
-        target_known=not (target_type == "track" and created_days_ago >= 180),
-    )
-
-
-def default_campaigns(seed: int, org_id: str, today: date, count: int, rows_per_day: int) -> list[Campaign]:
-    """The documented fixture set (see README), then extra active campaigns for benchmarks."""
-    specs = [
-        (200, 60, "track", "completed"),  # ended T-140, tail over by T-110
-        (120, 180, "track", "active"),  # history longer than one 90-day slice
-        (45, 90, "playlist", "active"),
-        (70, 50, "track", "ended"),  # ended T-20, tail still running
-        (0, 30, "track", "creating"),  # no rows yet
-        (30, 30, "playlist", "failed"),  # never any rows
-    ]
-    for k in range(len(specs) + 1, count + 1):
-        age = 14 + (k * 53) % 352
-        specs.append((age, age + 30 + (k * 11) % 60, "track" if k % 2 else "playlist", "active"))
-    return [
-        make_campaign(
-            seed=seed,
-            org_id=org_id,
-            index=i,
-            today=today,
-            created_days_ago=age,
-            duration=dur,
-            target_type=tt,
-            status=st,
-            rows_per_day=rows_per_day,
-        )
-        for i, (age, dur, tt, st) in enumerate(specs[:count], start=1)
-    ]
 
 
 def track_name(seed: int, campaign_id: str, j: int) -> str:
@@ -287,28 +141,33 @@ class RowPlan:
             )
         )
 
-    def day_factor(self, d: date) -> float:
-        c = self.campaign
-        if d <= c.end:
-            return 0.4 + 0.6 * min(1.0, (d - c.start).days / 7)  # ramp-up during the first week
-        return 0.6 * math.exp(-0.15 * (d - c.end).days)  # tail engagement fades, many zero rows
+    @staticmethod
+    def day_factor(d: date, running: bool, first: date, last: date) -> float:
+        if running:
+            return 0.4 + 0.6 * min(1.0, (d - first).days / 7)  # ramp-up during a run's first week
+        return 0.6 * math.exp(-0.15 * (d - last).days)  # tail engagement fades, many zero rows
 
     def block(self, d: date, revision: int, is_today: bool) -> bytes:
         """All rows of one report_date, sorted, as JSONL bytes."""
         c = self.campaign
+        phase = c.phase(d)
+        if phase is None:
+            raise ValueError(f"{c.campaign_id} has no row on {d}")
         if is_today:  # partial day: exported during the day, refreshed after close
             exported = datetime.combine(d, time(6), UTC)
         else:
             exported = datetime.combine(d + timedelta(days=1), time(3), UTC)
+        if c.delivery_day is not None:  # a late start's back-filled rows were generated when it began
+            exported = max(exported, datetime.combine(c.delivery_day, time(6), UTC))
         exported += timedelta(minutes=revision)
-        status = b"active" if d <= c.end else b"ended"
+        status = b"active" if phase[0] else b"ended"
         head = self.head % (d.isoformat().encode(), iso_z(exported).encode(), status)
         if c.target_type == "playlist" and not is_today:
             week = (d - c.start).days // 7  # the playlist is reshuffled weekly
             pos = [b"%d" % ((j + week) % self.n_tracks + 1) for j in range(self.n_tracks)]
         else:
             pos = [b"null"] * self.n_tracks
-        f = self.day_factor(d)
+        f = self.day_factor(d, *phase)
         bits = random.Random(f"{c.seed}|{c.campaign_id}|{d.isoformat()}|{revision}").getrandbits
         out = []
         tail = _ROW_TAIL

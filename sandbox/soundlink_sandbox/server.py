@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import email.utils
 import gzip
 import re
 import signal
@@ -25,7 +26,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import orjson
 
 from .app import BODY_FAULTS, DEFAULT_API_KEY, EARLY_FAULTS, RANGE_FAULTS, App
-from .data import Campaign
+from .campaigns import ACCOUNT_MIXES, Campaign
 
 JSON = "application/json"
 NDJSON = "application/x-ndjson"
@@ -35,6 +36,7 @@ _INT_RE = re.compile(r"-?\d+")
 _BEARER_RE = re.compile(r"bearer +(sk_\S+)", re.IGNORECASE)
 _CAMPAIGN_RE = re.compile(r"/v1/campaigns/([^/]+)")
 _EXPORT_RE = re.compile(r"/v1/campaigns/([^/]+)/metrics/engagement/export")
+_RENEW_RE = re.compile(r"/_sandbox/campaigns/([^/]+)/renew")
 
 
 @dataclass
@@ -137,6 +139,12 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.verbose:
             super().log_message(format, *args)
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The `Date` header (send_response adds it to every response): the sandbox's today, so a pinned
+        or advanced day shows, with the real time of day."""
+        now = self.server.app.now(time.time() if timestamp is None else timestamp)
+        return email.utils.format_datetime(now, usegmt=True)
 
     # --- plumbing ----------------------------------------------------------------------------------
     def _dispatch(self, method: str) -> None:
@@ -271,7 +279,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self._export(rid, path, unquote(m.group(1)), query, entry)
             if m := _CAMPAIGN_RE.fullmatch(path):
                 need("campaigns:read")
-                return self._ok(rid, self._campaign(unquote(m.group(1))).to_api())
+                return self._ok(rid, self._campaign(unquote(m.group(1))).to_api(app.today()))
         raise ApiError(404, "not_found", f"No route for {method} {path}")
 
     def _authenticate(self) -> str:
@@ -312,15 +320,14 @@ class Handler(BaseHTTPRequestHandler):
         order = query.get("sortOrder", "desc")
         if sort_by not in ("createdAt", "updatedAt") or order not in ("asc", "desc"):
             raise ApiError(400, "invalid_query_parameter", "sortBy: createdAt|updatedAt, sortOrder: asc|desc")
-        attr = "created_at" if sort_by == "createdAt" else "updated_at"
-        items = sorted(
-            self.server.app.campaign_list(),
-            key=lambda c: (getattr(c, attr), c.campaign_id),
-            reverse=order == "desc",
+        app = self.server.app
+        today = app.today()
+        items = app.sorted_campaigns(
+            "created_at" if sort_by == "createdAt" else "updated_at", order == "desc"
         )
         total = len(items)
         pagination = {"page": page, "pageSize": size, "totalCount": total, "totalPages": -(-total // size)}
-        page_items = [c.to_api() for c in items[(page - 1) * size : page * size]]
+        page_items = [c.to_api(today) for c in items[(page - 1) * size : page * size]]
         return self._ok(rid, {"items": page_items, "pagination": pagination})
 
     def _export(
@@ -394,9 +401,27 @@ class Handler(BaseHTTPRequestHandler):
             if route == ("GET", "/_sandbox/truth"):
                 return self._truth(parse_qs(raw_query).get("campaignId", [None])[0])
             if route == ("GET", "/_sandbox/campaigns"):
-                return self._json(200, [c.to_api() for c in app.campaign_list()])
+                today = app.today()
+                return self._json(200, [c.to_api(today) for c in app.campaign_list()])
             if route == ("POST", "/_sandbox/campaigns"):
                 return self._json(200, app.add_campaign(**_campaign_spec(payload or {})).to_api())
+            if method == "POST" and (m := _RENEW_RE.fullmatch(route[1])):
+                days = _only(payload or {}, {"durationDays"}).get("durationDays", 30)
+                try:
+                    return self._json(200, app.renew(unquote(m.group(1)), int(days)).to_api())
+                except KeyError as e:
+                    return self._json(404, {"error": {"code": "campaign_not_found", "message": str(e)}})
+            if route == ("POST", "/_sandbox/advance"):
+                app.advance(int(_only(payload or {}, {"days"}).get("days", 1)))
+                return self._json(200, app.config.to_json())
+            if route == ("GET", "/_sandbox/quota"):
+                key = parse_qs(raw_query).get("apiKey", [None])[0]
+                return self._json(200, app.quota(time.time(), key))
+            if route == ("POST", "/_sandbox/quota"):
+                p = _only(payload or {}, {"spend", "secondsAgo", "apiKey"})
+                now = time.time()
+                app.spend_quota(int(p.get("spend", 0)), now, p.get("apiKey"), float(p.get("secondsAgo", 0)))
+                return self._json(200, app.quota(now, p.get("apiKey")))
             if route == ("GET", "/_sandbox/config"):
                 return self._json(200, app.config.to_json())
             if route == ("POST", "/_sandbox/config"):
@@ -424,6 +449,12 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(block)
 
 
+def _only(p: dict[str, Any], allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(p, dict) or set(p) - allowed:
+        raise ValueError(f"expected a JSON object with fields among {sorted(allowed)}")
+    return p
+
+
 def _campaign_spec(p: dict[str, Any]) -> dict[str, Any]:
     names = {
         "campaignId": "campaign_id",
@@ -433,6 +464,8 @@ def _campaign_spec(p: dict[str, Any]) -> dict[str, Any]:
         "status": "status",
         "rowsPerDay": "rows_per_day",
         "name": "name",
+        "renewals": "renewals",
+        "deliveringAfterDays": "delivering_after_days",
     }
     unknown = set(p) - set(names)
     if unknown:
@@ -531,6 +564,33 @@ class Sandbox:
     def revise(self) -> int:
         return self.app.revise()
 
+    def today(self) -> date:
+        return self.app.today()
+
+    def set_today(self, day: date | str | None) -> date:
+        """Pin the sandbox's today (None: the real UTC date). Returns the new today."""
+        return self.app.set_today(day)
+
+    def advance(self, days: int = 1) -> date:
+        """Move today forward (pins it if it was following the real date). Returns the new today."""
+        return self.app.advance(days)
+
+    def renew(self, campaign_id: str, duration_days: int = 30) -> dict[str, Any]:
+        """Renew a campaign today for `duration_days` days; answered as the API shows it."""
+        return self.app.renew(campaign_id, duration_days).to_api()
+
+    def spend_quota(self, n: int, *, seconds_ago: float = 0.0, api_key: str | None = None) -> dict[str, Any]:
+        """Count n requests made `seconds_ago` seconds ago by another client of the key (default: the main
+        key) against its rate limits. Returns quota()."""
+        now = time.time()
+        self.app.spend_quota(n, now, api_key, seconds_ago)
+        return self.app.quota(now, api_key)
+
+    def quota(self, api_key: str | None = None) -> dict[str, Any]:
+        """`{"lastMinute", "lastHour", "retryAfter"}`: the key's counted requests and the Retry-After its
+        next request would get (None: it would pass)."""
+        return self.app.quota(time.time(), api_key)
+
     def truth(self, campaign_id: str | None = None) -> list[dict[str, Any]]:
         return [orjson.loads(line) for block in self.app.truth(campaign_id) for line in block.splitlines()]
 
@@ -560,6 +620,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--api-key", default=DEFAULT_API_KEY)
     p.add_argument("--today", type=date.fromisoformat, default=None, help="pin today (YYYY-MM-DD)")
     p.add_argument("--campaigns", type=int, default=6)
+    p.add_argument(
+        "--account-mix",
+        choices=ACCOUNT_MIXES,
+        default="default",
+        help="campaigns after the first 6: all active (default) or a large account's mix (large)",
+    )
     p.add_argument("--rows-per-day", type=int, default=12)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--rate-limit-per-minute", type=int, default=60, help="0 disables")
@@ -581,6 +647,7 @@ def main(argv: list[str] | None = None) -> None:
         api_key=a.api_key,
         today=a.today,
         campaigns=a.campaigns,
+        account_mix=a.account_mix,
         rows_per_day=a.rows_per_day,
         seed=a.seed,
         rate_limit_per_minute=a.rate_limit_per_minute,
