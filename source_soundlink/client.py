@@ -119,7 +119,7 @@ class RequestBudget:
         """This thread's request got an answer other than 429 (`answered`) or none (a connection error)."""
         with self._lock:
             sent = self._redate()
-            if answered and sent >= self._last_refusal:  # the key works again
+            if answered and sent > self._last_refusal:  # the key works again
                 self._probing = False
                 self._streak = 0
 
@@ -130,7 +130,7 @@ class RequestBudget:
             now = self._clock()
             self._paused_until = max(self._paused_until, now + retry_after)
             self._probing = True
-            if sent >= self._last_refusal:  # not a request that was in flight when the key was refused
+            if sent > self._last_refusal:  # not a request already in flight when the key was refused
                 if self._streak == 0:
                     self._streak_since = now
                 self._streak += 1
@@ -260,7 +260,7 @@ class SoundlinkClient:
                 if refusal.refused_for_s + wait > MAX_KEY_WAIT_S or refusal.streak > MAX_REFUSALS:
                     resets_at = datetime.now(UTC) + timedelta(seconds=wait)
                     raise describe_refused_key(
-                        code, request_id, what, wait, resets_at, refusal, MAX_KEY_WAIT_S
+                        status, code, request_id, what, wait, resets_at, refusal, MAX_KEY_WAIT_S
                     )
                 self._log(
                     "WARN",
