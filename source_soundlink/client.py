@@ -34,6 +34,7 @@ Logger = Callable[[str, str], None]  # (level, message)
 MAX_ATTEMPTS = 5  # for 5xx, timeouts and connection errors before the body
 MAX_REFUSALS = 10  # 429s in a row to requests sent while the key was known to be refused: give up
 MAX_KEY_WAIT_S = 3600  # Soundlink's quota window: a key refused for longer is used up by another client
+CHECK_MAX_KEY_WAIT_S = 60  # `check` answers at once rather than wait for a spent quota
 PROBE_POLL_S = 0.5  # after a 429 pause, one request tests the key; the others look again this often
 CONNECT_TIMEOUT_S = 10
 READ_TIMEOUT_S = 300  # a 90-day export can take a while to start on a busy organization
@@ -168,13 +169,15 @@ class SoundlinkClient:
         backoff_base_s: float = 1.0,
         sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        max_key_wait_s: int = MAX_KEY_WAIT_S,
     ) -> None:
         """`sleep` waits between attempts; the export passes one that a cancelled sync interrupts, and the
-        `clock` those waits are measured on."""
+        `clock` those waits are measured on. A key refused (429) for longer than `max_key_wait_s` fails."""
         self.config = config
         self._log = log
         self._sleep_fn = sleep
         self._backoff_base_s = backoff_base_s
+        self._max_key_wait_s = max_key_wait_s
         self.budget = RequestBudget(config.requests_per_minute, config.requests_per_hour, clock)
         self._local = threading.local()  # one Session per thread: Session is not thread-safe
         # Exactly one credential header: older servers answer 401 mixed_credentials to both.
@@ -257,10 +260,10 @@ class SoundlinkClient:
                 refused += 1
                 refusal = self.budget.refused(wait)
                 refusal = replace(refusal, streak=max(refusal.streak, refused))
-                if refusal.refused_for_s + wait > MAX_KEY_WAIT_S or refusal.streak > MAX_REFUSALS:
+                if refusal.refused_for_s + wait > self._max_key_wait_s or refusal.streak > MAX_REFUSALS:
                     resets_at = datetime.now(UTC) + timedelta(seconds=wait)
                     raise describe_refused_key(
-                        status, code, request_id, what, wait, resets_at, refusal, MAX_KEY_WAIT_S
+                        status, code, request_id, what, wait, resets_at, refusal, self._max_key_wait_s
                     )
                 self._log(
                     "WARN",
