@@ -407,10 +407,10 @@ class Handler(BaseHTTPRequestHandler):
                 return self._json(200, app.add_campaign(**_campaign_spec(payload or {})).to_api())
             if method == "POST" and (m := _RENEW_RE.fullmatch(route[1])):
                 days = _only(payload or {}, {"durationDays"}).get("durationDays", 30)
-                try:
-                    return self._json(200, app.renew(unquote(m.group(1)), int(days)).to_api())
-                except KeyError as e:
-                    return self._json(404, {"error": {"code": "campaign_not_found", "message": str(e)}})
+                cid = unquote(m.group(1))
+                if cid not in app.campaigns:
+                    return self._json(404, {"error": {"code": "campaign_not_found", "message": cid}})
+                return self._json(200, app.renew(cid, int(days)).to_api())
             if route == ("POST", "/_sandbox/advance"):
                 app.advance(int(_only(payload or {}, {"days"}).get("days", 1)))
                 return self._json(200, app.config.to_json())
