@@ -136,7 +136,8 @@ class RequestBudget:
                     self._streak_since = now
                 self._streak += 1
                 self._last_refusal = now
-            return Refusal(self._streak, now - self._streak_since, self.requests_sent, len(self._sent))
+            refused_for = now - self._streak_since if self._streak else 0.0
+            return Refusal(self._streak, refused_for, self.requests_sent, len(self._sent))
 
     def _redate(self) -> float:
         """Re-date this thread's request to now (keeping `_sent` ascending); return when it was sent."""
