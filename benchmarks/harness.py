@@ -141,6 +141,7 @@ class Child:
     returncode: int
     records: int | None = None
     states: list[dict[str, Any]] = field(default_factory=list)
+    state_bytes: list[int] = field(default_factory=list)  # each STATE message's size, newline included
     errors: list[str] = field(default_factory=list)
     stderr: str = ""
 
@@ -151,6 +152,7 @@ class _Counter:
     def __init__(self) -> None:
         self.records = 0
         self.states: list[dict[str, Any]] = []
+        self.state_bytes: list[int] = []
         self.errors: list[str] = []
         self._tail = b""
 
@@ -178,6 +180,7 @@ class _Counter:
             self.records += 1
         elif kind == "STATE":
             self.states.append(msg["state"])
+            self.state_bytes.append(len(line) + 1)
         elif kind == "TRACE" and msg["trace"].get("type") == "ERROR":
             self.errors.append(f"TRACE ERROR: {msg['trace']['error'].get('message')}")
         elif kind == "LOG" and msg["log"].get("level") in ("ERROR", "FATAL"):
@@ -237,6 +240,7 @@ def run_child(argv: list[str], *, count: bool, stall_s: float = 0.0, timeout: fl
         returncode=returncode,
         records=counter.records if count else None,
         states=counter.states,
+        state_bytes=counter.state_bytes,
         errors=counter.errors,
         stderr=stderr,
     )

@@ -5,7 +5,10 @@ orjson anchor and by `source-soundlink read` alternately (ABAB, --pairs pairs), 
 after one untimed counted run of each (warm-up + exact record count).
 
     .venv/bin/python benchmarks/run.py [--rows-per-day 6000] [--days 90] [--pairs 3]
-        [--memory] [--concurrency] [--requests] [--all]
+        [--memory] [--concurrency] [--requests] [--scale] [--all]
+
+--scale: large accounts (100, 1,000 and 10,000 campaigns, about 90 % of them settled): a backfill and an
+incremental sync each, with wall time, peak RSS, export requests and the STATE output.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ UNLIMITED = ["--rate-limit-per-minute", "0", "--rate-limit-per-hour", "0"]  # 0 
 UNLIMITED_BUDGET = {"requests_per_minute": 100_000, "requests_per_hour": 1_000_000}  # the config maxima
 TERMINAL_STATUSES = {"completed", "ended", "stopped", "failed"}
 SETTLE_DAYS = 30 + 7 + 1  # post-end tail + revision window + the last day closing
+SCALE_PEAK_LIMIT_MIB = 150.0  # peak RSS of a sync of 10,000 campaigns
+STATE_BYTES_FACTOR = 10  # a sync's STATE output, at most this many times its final state
 
 
 class Bench:
@@ -404,6 +409,74 @@ def request_count(bench: Bench) -> None:
     }
 
 
+def scale(bench: Bench) -> None:
+    """Large accounts: per size, a backfill (no state) and an incremental sync with its final state."""
+    sizes = bench.args.scale_sizes
+    print(f"\n== scale: {', '.join(f'{n:,}' for n in sizes)} campaigns of a large account, 1 row/day")
+    print(
+        "   (sandbox --account-mix large: ~88 % ended long ago, 3 % ended recently, 7 % running, 2 % failed)"
+    )
+    today, rows, failures = utc_today(), [], []
+    for n in sizes:
+        flags = ["--campaigns", str(n), "--account-mix", "large", "--rows-per-day", "1", *UNLIMITED]
+        with bench.sandbox(*flags) as sb:
+            cfg = write_json(
+                bench.tmp / f"scale-{n}.json",
+                {"api_key": DEFAULT_KEY, "base_url": sb.base_url, "num_workers": 8, **UNLIMITED_BUDGET},
+            )
+            backfill = bench.measure(sb, bench.connector_argv(cfg), count=True)
+            state = write_json(bench.tmp / f"scale-{n}-state.json", final_states(backfill["_child"].states))
+            incremental = bench.measure(sb, bench.connector_argv(cfg, state), count=True)
+            camps = sb.campaigns
+        may = {c["campaignId"] for c in camps if may_change(c, today)}
+        by_cid = incremental["export_by_campaign"]
+        one_each = set(by_cid) == may and all(count == 1 for count in by_cid.values())
+        for label, run in (("backfill", backfill), ("incremental", incremental)):
+            child = run["_child"]
+            sizes_b = child.state_bytes or [0]
+            row = {
+                "campaigns": n,
+                "sync": label,
+                "wall_s": run["wall_s"],
+                "peak_mib": run["peak_mib"],
+                "export_requests": run["export_requests"],
+                "records": run["records"],
+                "states": len(child.state_bytes),
+                "state_bytes": sum(child.state_bytes),
+                "final_state_bytes": sizes_b[-1],
+                "bytes_per_campaign": round(sizes_b[-1] / n, 1),
+                "settled_pct": round(100 * (n - len(may)) / n, 1),
+            }
+            rows.append(row)
+            if row["state_bytes"] > STATE_BYTES_FACTOR * row["final_state_bytes"]:
+                failures.append(f"{n} {label}: STATE bytes {row['state_bytes']:,} > 10x the final state")
+        if not one_each:
+            failures.append(
+                f"{n} incremental: {sum(by_cid.values())} export requests for {len(may)} running campaigns"
+            )
+        if n >= 10_000 and max(backfill["peak_mib"], incremental["peak_mib"]) > SCALE_PEAK_LIMIT_MIB:
+            failures.append(f"{n}: peak RSS over {SCALE_PEAK_LIMIT_MIB:.0f} MiB")
+    table(
+        ["campaigns", "sync", "wall s", "peak MiB", "export req", "records", "STATE msgs", "STATE bytes",
+         "final state", "B/campaign", "settled %"],
+        [
+            [r["campaigns"], r["sync"], f"{r['wall_s']:.1f}", f"{r['peak_mib']:.1f}", r["export_requests"],
+             r["records"], r["states"], r["state_bytes"], r["final_state_bytes"], r["bytes_per_campaign"],
+             r["settled_pct"]]
+            for r in rows
+        ],
+    )  # fmt: skip
+    print(
+        "  targets: STATE bytes <= 10x the final state per sync; peak <= 150 MiB at 10,000 campaigns;"
+        "\n  incremental: one export request per running campaign, none for the rest."
+    )
+    print("  (wall times include the harness reading and counting the output: it runs with count=True)")
+    print(f"  -> {verdict(not failures)}" + "".join(f"\n  !! {f}" for f in failures))
+    for failure in failures:
+        bench.fail(f"scale: {failure}")
+    bench.results["scale"] = {"rows": rows, "pass": not failures}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows-per-day", type=int, default=6000, help="throughput scale (default 6000)")
@@ -417,6 +490,15 @@ def main() -> int:
     p.add_argument("--concurrency", action="store_true", help="also: 20 campaigns with 0.3 s latency")
     p.add_argument(
         "--requests", action="store_true", help="also: export requests of a backfill + incremental"
+    )
+    p.add_argument(
+        "--scale", action="store_true", help="also: 100/1,000/10,000 campaigns, backfill + incremental"
+    )
+    p.add_argument(
+        "--scale-sizes",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[100, 1000, 10_000],
+        help="scale: campaign counts (default 100,1000,10000)",
     )
     p.add_argument("--all", action="store_true", help="all scenarios")
     p.add_argument("--campaign-id", help="campaign for throughput/memory (default: oldest active one)")
@@ -446,6 +528,7 @@ def main() -> int:
         (args.memory or args.all, memory),
         (args.concurrency or args.all, concurrency),
         (args.requests or args.all, request_count),
+        (args.scale or args.all, scale),
     ]
     try:
         for enabled, scenario in scenarios:

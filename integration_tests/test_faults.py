@@ -29,6 +29,7 @@ from helpers import (
     campaign_state,
     export_requests,
     multi_window_campaign,
+    pk,
     window_label,
 )
 from soundlink_sandbox import Sandbox
@@ -89,10 +90,11 @@ def test_429_waits_what_retry_after_says(sandbox: Sandbox, connector: Connector)
     assert any("waiting 2 s as Retry-After asks" in log["message"] for log in run.logs)
 
 
-def test_retry_after_beyond_the_cap_fails_at_once(sandbox: Sandbox, connector: Connector) -> None:
-    """A Retry-After over 600 s fails the sync (naming the window and requestId) instead of hanging it."""
+def test_retry_after_beyond_the_hour_fails_at_once_and_once(sandbox: Sandbox, connector: Connector) -> None:
+    """A Retry-After over 3600 s fails the sync (naming the window, the requestId and what to change) instead
+    of hanging it; the key is Soundlink's unit, so every worker stops and the failure is reported once."""
     aimed, bystander = two_campaigns(sandbox)
-    sandbox.add_faults([{"kind": "rate_limit", "retry_after": 3600, "path_contains": path_of(aimed)}])
+    sandbox.add_faults([{"kind": "rate_limit", "retry_after": 7200, "path_contains": path_of(aimed)}])
 
     run = connector.read(connector.config(campaign_ids=[aimed, bystander], window_size_days=WINDOW))
 
@@ -101,10 +103,16 @@ def test_retry_after_beyond_the_cap_fails_at_once(sandbox: Sandbox, connector: C
     assert [r.status for r in limited] == [429]
     message = error["message"]
     assert f"campaign {aimed}, window {window_label(*windows(sandbox, aimed)[0])}" in message
-    assert "Retry-After 3600 s" in message and f"requestId {limited[0].request_id}" in message
-    assert "requests_per_minute" in message  # what to change
+    assert "Retry-After 7200 s" in message and f"requestId {limited[0].request_id}" in message
+    assert "used up by another client of the same key" in message
+    assert "requests_per_hour" in message  # what to change
     assert aimed not in run.state["campaigns"]
-    assert_exact(run.records, sandbox.truth(bystander))
+    # The bystander stopped too: whatever it checkpointed was emitted before the STATE that covers it.
+    covered = run.state["campaigns"].get(bystander)
+    emitted = by_pk(run.records)
+    for row in sandbox.truth(bystander):
+        if covered and covered["from"] <= row["report_date"] <= covered["through"]:
+            assert pk(row) in emitted
 
 
 class WarpedClock:

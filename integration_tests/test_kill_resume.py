@@ -4,6 +4,10 @@ missing.
 
 Like the Airbyte platform, the test treats only records that precede a run's last STATE as committed:
 records after it (read from the pipe before the kill) are dropped, so the next run must deliver them again.
+
+STATE is paced to one a minute (state_emitter.py), so the connector runs with its clocks warped (see
+helpers.pinned_connector_command): a warped minute lasts 30 ms, and each run emits a STATE every few
+windows, throttled as in production, which gives the kills many different points to land on.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from soundlink_sandbox import Sandbox
 
 WINDOW_DAYS = 10
 LOOKBACK_DAYS = 7
+WARP = 2000.0  # the connector's clocks: a minute of STATE pacing lasts 30 ms
 
 
 @dataclass
@@ -83,7 +88,8 @@ def run_and_kill(
     stderr_path = connector.workdir / "stderr.txt"
     run = KilledRun()
     with open(stderr_path, "wb") as stderr:
-        proc = subprocess.Popen([*connector.command(), *argv], stdout=subprocess.PIPE, stderr=stderr)
+        command = connector.command(warp=WARP)
+        proc = subprocess.Popen([*command, *argv], stdout=subprocess.PIPE, stderr=stderr)
         try:
             assert proc.stdout is not None
             for line in proc.stdout:
@@ -197,27 +203,47 @@ def test_sigkill_at_several_points_then_resume_loses_nothing(sandbox: Sandbox, c
     assert len(committed) >= 5, "every planned kill happened before the completing run"
 
 
-def test_sigkill_while_waiting_out_a_429_then_resume(sandbox: Sandbox, connector: Connector) -> None:
-    """Killed while one campaign sleeps through Retry-After and the others stream: nothing is lost."""
+def test_sigkill_while_the_key_waits_out_a_429_then_resume(sandbox: Sandbox, connector: Connector) -> None:
+    """Killed while every worker is held by a 429's Retry-After: the STATE emitted since covers every window
+    answered before it (workers checkpoint as they start the wait), no request left during the wait, and
+    the rerun from that STATE loses nothing."""
     sandbox.configure(latency=0.02)
     aimed = max(sandbox.app.campaign_list(), key=lambda c: len(sandbox.truth(c.campaign_id))).campaign_id
-    sandbox.add_faults([{"kind": "rate_limit", "retry_after": 30, "path_contains": f"/campaigns/{aimed}/"}])
+    # The aimed campaign's third request is refused for 3000 warped seconds (1.5 s real).
+    faults = [{"kind": "slow_first_byte", "delay": 0.01, "path_contains": f"/campaigns/{aimed}/"}] * 2
+    faults.append({"kind": "rate_limit", "retry_after": 3000, "path_contains": f"/campaigns/{aimed}/"})
+    sandbox.add_faults(faults)
     config = connector.config(window_size_days=WINDOW_DAYS, num_workers=3)
 
+    limited_at: list[float] = []
+
     def waiting(messages: list[dict[str, Any]]) -> bool:
-        rate_limited = any(m["type"] == "LOG" and "Rate limited" in m["log"]["message"] for m in messages)
-        return rate_limited and sum(m["type"] == "STATE" for m in messages) >= 4
+        """Half a real second into the 1.5 s wait: windows in flight at the 429 are done, every worker waits
+        (and heartbeats keep coming, so a message arrives to stop on)."""
+        last = messages[-1]
+        if not limited_at and last["type"] == "LOG" and "Rate limited" in last["log"]["message"]:
+            limited_at.append(time.monotonic())
+        return bool(limited_at) and time.monotonic() - limited_at[0] >= 0.5
 
     killed = run_and_kill(connector, config, None, waiting)
     assert killed.returncode == -9
     records, state = killed.committed
-    assert state is not None and aimed not in state["campaigns"]  # its first window never completed
-    assert [r.status for r in export_requests(sandbox, aimed)] == [429]
+    assert state is not None
+    log = sandbox.requests()
+    refused = next(e for e in log if e["status"] == 429)
+    assert all(e["time"] <= refused["time"] + 0.2 for e in log), "a request left during the Retry-After"
+    # Every window answered before the 429 was complete before the kill, and the last STATE covers it.
+    answered = [r for r in export_requests(sandbox) if r.status == 200]
+    for request in answered:
+        covered = state["campaigns"].get(request.campaign_id) or {}
+        assert covered.get("through", "") >= request.end.isoformat(), (request, covered)
+    assert (
+        state["campaigns"][aimed]["through"]
+        == max(r.end for r in answered if r.campaign_id == aimed).isoformat()
+    )
 
     clear_requests_once_quiet(sandbox)
     done = run_and_kill(connector, config, state, None)
     assert done.returncode == 0, done.stderr[-2000:]
     assert_unique_pks(done.records)
-    first = min(r.start for r in export_requests(sandbox, aimed))
-    assert first == sandbox.app.campaigns[aimed].start  # never checkpointed: read from its first day
     assert_same_rows(by_pk(records, done.records), sandbox.truth())

@@ -12,7 +12,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from datetime import UTC, date
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -26,13 +27,16 @@ from source_soundlink.errors import (
     SoundlinkError,
     classify,
     describe_api_error,
+    describe_refused_key,
 )
 
 Logger = Callable[[str, str], None]  # (level, message)
 
 MAX_ATTEMPTS = 5  # for 5xx, timeouts and connection errors before the body
-MAX_RATE_LIMITED = 10  # 429 answers tolerated for one request
-MAX_RETRY_AFTER_S = 600  # a Retry-After beyond this fails the sync instead of hanging it
+MAX_REFUSALS = 10  # 429s in a row to requests sent while the key was known to be refused: give up
+MAX_KEY_WAIT_S = 3600  # Soundlink's quota window: a key refused for longer is used up by another client
+CHECK_MAX_KEY_WAIT_S = 60  # `check` answers at once rather than wait for a spent quota
+PROBE_POLL_S = 0.5  # after a 429 pause, one request tests the key; the others look again this often
 CONNECT_TIMEOUT_S = 10
 READ_TIMEOUT_S = 300  # a 90-day export can take a while to start on a busy organization
 USER_AGENT = "airbyte-source-soundlink/0.1.0"
@@ -45,13 +49,29 @@ _RETRYABLE = (
 )
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """The key's situation when a 429 arrives: what the client needs to decide to wait or give up."""
+
+    streak: int  # 429s in a row, each to a request sent after the previous one arrived
+    refused_for_s: float  # since the first 429 of the streak
+    requests_sent: int  # by this sync, refused ones included
+    requests_last_hour: int
+
+
 class RequestBudget:
-    """Sliding-window limits shared by every thread (Soundlink: 60 requests/minute, 600/hour per key).
+    """Sliding-window limits shared by every thread (Soundlink: 60 requests/minute, 600/hour per key),
+    and the key-wide pause a 429 asks for.
 
     Waiting here keeps a large backfill off 429s; the server's Retry-After still wins when it answers one.
     A request is dated when it is let go, then re-dated by settle() when its answer arrives: the server
     counts it on arrival, somewhere in between, so only the later date keeps the (limit+1)-th request from
     reaching the server less than a minute after the first (connection setup makes arrivals uneven).
+
+    Soundlink's limits are per key, so a 429 holds every request of the sync, not only the one that got
+    it: nothing leaves before its Retry-After has passed (requests already in flight are left alone).
+    Then one request goes first and the others follow once it was answered, so an hour that is still
+    spent costs one refused request, not one per worker.
     """
 
     def __init__(self, per_minute: int, per_hour: int, clock: Callable[[], float] = time.monotonic) -> None:
@@ -59,7 +79,14 @@ class RequestBudget:
         self._sent: deque[float] = deque()  # ascending: every date is a clock() reading taken at that time
         self._lock = threading.Lock()
         self._clock = clock
-        self._local = threading.local()  # the date of this thread's request in flight
+        self._local = threading.local()  # this thread's request in flight: its date, whether it probes
+        self._paused_until = 0.0  # no request leaves before this clock() reading (a 429's Retry-After)
+        self._probing = False  # the key was refused: the next request goes alone
+        self._probe_in_flight = False
+        self._streak = 0
+        self._streak_since = 0.0
+        self._last_refusal = float("-inf")  # when the last counted 429 arrived
+        self.requests_sent = 0
 
     def acquire(self, log: Logger | None = None, sleep: Callable[[float], None] | None = None) -> float:
         """Block until a request may be sent; return the seconds waited."""
@@ -69,29 +96,63 @@ class RequestBudget:
                 now = self._clock()
                 while self._sent and now - self._sent[0] >= 3600.0:
                     self._sent.popleft()
-                wait = self._wait_needed(now)
+                budget = self._wait_needed(now)
+                hold = self._paused_until - now
+                if hold <= 0 and self._probe_in_flight:
+                    hold = PROBE_POLL_S
+                wait = max(budget, hold)
                 if wait <= 0:
                     self._sent.append(now)
                     self._local.slot = now
+                    self._local.probe = self._probing
+                    if self._probing:
+                        self._probe_in_flight = True  # the others wait for its answer
+                    self.requests_sent += 1
                     return waited
-            if log and wait >= 1:
+            if log and budget >= 1 and budget >= hold:
                 log(
-                    "INFO", f"Request budget reached; waiting {wait:.0f} s before the next Soundlink request."
+                    "INFO",
+                    f"Request budget reached; waiting {budget:.0f} s before the next Soundlink request.",
                 )
             (sleep or time.sleep)(wait)
             waited += wait
 
-    def settle(self) -> None:
-        """This thread's request got its answer (or failed): re-date it to now, keeping `_sent` ascending."""
-        slot, self._local.slot = getattr(self._local, "slot", None), None
-        if slot is None:
-            return
+    def settle(self, answered: bool = True) -> None:
+        """This thread's request got an answer other than 429 (`answered`) or none (a connection error)."""
         with self._lock:
-            try:
-                self._sent.remove(slot)
-            except ValueError:
-                return  # already out of the hour window
-            self._sent.append(self._clock())
+            sent = self._redate()
+            if answered and sent > self._last_refusal:  # the key works again
+                self._probing = False
+                self._streak = 0
+
+    def refused(self, retry_after: float) -> Refusal:
+        """This thread's request got a 429: hold every request of the key for `retry_after` seconds."""
+        with self._lock:
+            sent = self._redate()
+            now = self._clock()
+            self._paused_until = max(self._paused_until, now + retry_after)
+            self._probing = True
+            if sent > self._last_refusal:  # not a request already in flight when the key was refused
+                if self._streak == 0:
+                    self._streak_since = now
+                self._streak += 1
+                self._last_refusal = now
+            refused_for = now - self._streak_since if self._streak else 0.0
+            return Refusal(self._streak, refused_for, self.requests_sent, len(self._sent))
+
+    def _redate(self) -> float:
+        """Re-date this thread's request to now (keeping `_sent` ascending); return when it was sent."""
+        slot, self._local.slot = getattr(self._local, "slot", None), None
+        if getattr(self._local, "probe", False):
+            self._local.probe = self._probe_in_flight = False
+        if slot is None:
+            return float("inf")
+        try:
+            self._sent.remove(slot)
+        except ValueError:
+            return slot  # already out of the hour window
+        self._sent.append(self._clock())
+        return slot
 
     def _wait_needed(self, now: float) -> float:
         wait = 0.0
@@ -109,13 +170,17 @@ class SoundlinkClient:
         log: Logger,
         backoff_base_s: float = 1.0,
         sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        max_key_wait_s: int = MAX_KEY_WAIT_S,
     ) -> None:
-        """`sleep` waits between attempts; the export passes one that a cancelled sync interrupts."""
+        """`sleep` waits between attempts; the export passes one that a cancelled sync interrupts, and the
+        `clock` those waits are measured on. A key refused (429) for longer than `max_key_wait_s` fails."""
         self.config = config
         self._log = log
         self._sleep_fn = sleep
         self._backoff_base_s = backoff_base_s
-        self.budget = RequestBudget(config.requests_per_minute, config.requests_per_hour)
+        self._max_key_wait_s = max_key_wait_s
+        self.budget = RequestBudget(config.requests_per_minute, config.requests_per_hour, clock)
         self.server_today: date | None = None  # Soundlink's UTC date, from its last Date header
         self._local = threading.local()  # one Session per thread: Session is not thread-safe
         # Exactly one credential header: older servers answer 401 mixed_credentials to both.
@@ -146,7 +211,7 @@ class SoundlinkClient:
         url = self.config.base_url + path
         headers = {"Accept": accept, **self._auth}
         failures = 0
-        rate_limited = 0
+        refused = 0  # this request's own 429s (Soundlink refuses per key; this bounds a stubborn route too)
         while True:
             self.budget.acquire(self._log, self._sleep)
             try:
@@ -160,7 +225,7 @@ class SoundlinkClient:
                     allow_redirects=False,
                 )
             except _RETRYABLE as exc:
-                self.budget.settle()
+                self.budget.settle(answered=False)
                 failures += 1
                 if failures >= MAX_ATTEMPTS:
                     raise SoundlinkError(
@@ -170,13 +235,14 @@ class SoundlinkClient:
                     ) from None
                 self._sleep_backoff(failures, what, type(exc).__name__)
                 continue
-            self.budget.settle()
             self.server_today = _http_date(response.headers.get("Date")) or self.server_today
             status = response.status_code
             self._log("DEBUG", f"GET {path} {dict(params or {})} -> {status}")
             if status < 300:
+                self.budget.settle()
                 return response
             if status < 400:
+                self.budget.settle()
                 response.close()
                 raise SoundlinkError(
                     f"Soundlink answered {what} with a redirect (HTTP {status}); redirects are not followed, "
@@ -185,24 +251,30 @@ class SoundlinkClient:
                     response.headers.get("X-Request-Id"),
                     status,
                 )
-            request_id, code = _error_details(response)
+            try:
+                request_id, code = _error_details(response)
+            except BaseException:
+                self.budget.settle(answered=False)
+                raise
             verdict = classify(status, code)
-            if verdict.action is Action.WAIT:
-                rate_limited += 1
+            if verdict.action is not Action.WAIT:
+                self.budget.settle()
+            else:
                 wait = _retry_after(response)
-                if rate_limited > MAX_RATE_LIMITED or wait > MAX_RETRY_AFTER_S:
-                    raise SoundlinkError(
-                        f"Soundlink kept answering 429 rate_limit_exceeded for {what} (Retry-After {wait} s, "
-                        f"{rate_limited} times; requestId {request_id or 'not given'}). Lower "
-                        "requests_per_minute/requests_per_hour or num_workers, or retry later.",
-                        TRANSIENT_ERROR,
-                        request_id,
-                        status,
-                        code,
+                refused += 1
+                refusal = self.budget.refused(wait)
+                refusal = replace(refusal, streak=max(refusal.streak, refused))
+                if refusal.refused_for_s + wait > self._max_key_wait_s or refusal.streak > MAX_REFUSALS:
+                    resets_at = datetime.now(UTC) + timedelta(seconds=wait)
+                    raise describe_refused_key(
+                        status, code, request_id, what, wait, resets_at, refusal, self._max_key_wait_s
                     )
-                self._log("WARN", f"Rate limited on {what}; waiting {wait} s as Retry-After asks.")
-                self._sleep(wait)
-                continue
+                self._log(
+                    "WARN",
+                    f"Rate limited on {what}; every request of this key is held, waiting {wait} s "
+                    "as Retry-After asks.",
+                )
+                continue  # acquire() holds this request, and every other, until Retry-After has passed
             if verdict.action is Action.RETRY:
                 failures += 1
                 if failures >= MAX_ATTEMPTS:

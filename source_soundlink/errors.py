@@ -8,7 +8,12 @@ twice. Never parse Soundlink's `message`; codes the table does not know are hand
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from source_soundlink.client import Refusal
 
 CONFIG_ERROR = "config_error"
 SYSTEM_ERROR = "system_error"
@@ -26,7 +31,8 @@ class Verdict:
     action: Action
     failure_type: str
     advice: str = ""
-    key_refused: bool = False  # every other request with this key would fail the same way
+    key_refused: bool = False  # every other request with this key would fail the same way (now or if
+    # the client gives up waiting): the sync stops every worker and reports the error once
 
 
 _KEY_ADVICE = {
@@ -66,7 +72,15 @@ _TABLE: dict[tuple[int, str | None], Verdict] = {
         Action.FAIL, SYSTEM_ERROR, "the page size is over the endpoint's maximum"
     ),
     (408, None): Verdict(Action.RETRY, TRANSIENT_ERROR),
-    (429, None): Verdict(Action.WAIT, TRANSIENT_ERROR),
+    # Soundlink's limits are per key: a 429 holds every request of the sync until Retry-After has passed.
+    (429, None): Verdict(
+        Action.WAIT,
+        TRANSIENT_ERROR,
+        "retry after the reset; give the other client its own key, or lower requests_per_hour "
+        "(and requests_per_minute, num_workers) on this connection so that both stay within the key's "
+        "limits, or split the campaigns across connections with their own keys",
+        key_refused=True,
+    ),
 }
 _SERVER_ERROR = Verdict(Action.RETRY, TRANSIENT_ERROR)
 _OTHER = Verdict(Action.FAIL, SYSTEM_ERROR)
@@ -113,4 +127,35 @@ def describe_api_error(
     if advice:
         text += f": {advice}"
     text += f" (requestId {request_id or 'not given'})."
+    return SoundlinkError(text, verdict.failure_type, request_id, status, code)
+
+
+def describe_refused_key(
+    status: int,
+    code: str | None,
+    request_id: str | None,
+    what: str,
+    retry_after: int,
+    resets_at: datetime,
+    refusal: Refusal,
+    max_wait_s: int,
+) -> SoundlinkError:
+    """A key Soundlink keeps answering 429 (its hourly quota spent elsewhere): one message for the sync."""
+    if retry_after > max_wait_s:
+        why = f"it asks to wait {retry_after} s, longer than this connector waits ({max_wait_s} s)"
+    elif refusal.refused_for_s + retry_after > max_wait_s:
+        minutes = refusal.refused_for_s / 60
+        why = f"it has refused the key for {minutes:.0f} minutes and asks for {retry_after} s more"
+    else:
+        why = f"it refused {refusal.streak} requests in a row"
+    verdict = classify(status, code)
+    label = f"{status} {code}" if code else f"HTTP {status}"
+    text = (
+        f"Soundlink keeps refusing this API key with {label} ({what}, requestId "
+        f"{request_id or 'not given'}): {why}. The key's hourly quota seems to be used up by another client "
+        "of the same key (a dashboard, a script, another connection); Soundlink expects it to free at about "
+        f"{resets_at:%Y-%m-%d %H:%M} UTC (Retry-After {retry_after} s). This sync made "
+        f"{refusal.requests_sent} requests, {refusal.requests_last_hour} of them in the last hour. "
+        f"What to do: {verdict.advice}."
+    )
     return SoundlinkError(text, verdict.failure_type, request_id, status, code)

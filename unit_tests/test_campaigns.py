@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import requests_mock
 from airbyte_cdk.models import FailureType, Status
@@ -94,3 +95,19 @@ def test_check_reports_a_missing_scope() -> None:
         status = SourceSoundlink().check(logging.getLogger("airbyte"), b.config())
     assert status.status == Status.FAILED
     assert "campaigns:read" in status.message and "req-c" in status.message
+
+
+def test_given_a_spent_hourly_quota_when_checking_then_check_fails_at_once_saying_so(sleeps: Any) -> None:
+    with requests_mock.Mocker() as mocker:
+        mocker.get(
+            f"{BASE_URL}/v1/ping",
+            status_code=429,
+            headers={"Retry-After": "3500"},
+            json={"error": {"code": "rate_limit_exceeded", "message": "x"}, "meta": {"requestId": "req-q"}},
+        )
+        status = SourceSoundlink().check(logging.getLogger("airbyte"), b.config())
+        sent = len(mocker.request_history)
+
+    assert status.status == Status.FAILED
+    assert sent == 1 and not [wait for wait in sleeps.waits if wait > 60]  # no hour-long wait in `check`
+    assert "used up by another client of the same key" in status.message and "req-q" in status.message

@@ -3,6 +3,8 @@ budget, and the error texts it raises."""
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import orjson
@@ -44,7 +46,7 @@ def test_retry_after_is_honoured_then_the_window_is_read(sleeps: Any, http_mocke
 
     assert not output.errors
     assert len(output.records) == len(rows)
-    assert 17 in sleeps.waits
+    assert [round(wait) for wait in sleeps.waits] == [17]  # the key-wide pause, less the answer's own time
 
 
 @HttpMocker()
@@ -151,3 +153,87 @@ def test_request_budget_waits_for_the_hour_window(monkeypatch) -> None:
     for _ in range(5):
         budget.acquire()
     assert budget.acquire() == 3600
+
+
+# -- the key-wide pause a 429 asks for ---------------------------------------------------------------------
+
+
+def in_thread(action: Any) -> Any:
+    """Run `action` on its own thread (the budget keeps each thread's request apart) and return its result."""
+    result: list[Any] = []
+    worker = threading.Thread(target=lambda: result.append(action()))
+    worker.start()
+    worker.join(10)
+    assert result, "the action did not finish"
+    return result[0]
+
+
+def test_given_a_429_when_others_ask_then_none_leaves_before_retry_after_and_one_probe_goes_first() -> None:
+    now = [0.0]
+    budget = RequestBudget(per_minute=1000, per_hour=10_000, clock=lambda: now[0])
+
+    def fake_sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    budget.acquire(sleep=fake_sleep)  # this thread's request goes out at 0 ...
+    now[0] = 1.0
+    assert budget.refused(30).streak == 1  # ... and is answered 429, Retry-After 30, at 1
+
+    sent: dict[str, float] = {}
+    probe_answered, polled = threading.Event(), threading.Event()
+
+    def probe() -> None:  # another worker's request: held for the whole Retry-After, then it goes alone
+        budget.acquire(sleep=fake_sleep)
+        sent["probe"] = now[0]
+        probe_answered.wait(5)
+        budget.settle()  # answered 200: the key works again
+
+    def third() -> None:  # polls (a real, tiny sleep: the fake clock stays put) until the probe's answer
+        budget.acquire(sleep=lambda seconds: (polled.set(), time.sleep(0.001)))
+        sent["third"] = now[0]
+
+    workers = [threading.Thread(target=probe)]
+    workers[0].start()
+    while "probe" not in sent:
+        time.sleep(0.001)
+    assert sent["probe"] == 31.0
+    workers.append(threading.Thread(target=third))
+    workers[1].start()
+    assert polled.wait(5)
+    time.sleep(0.05)
+    assert "third" not in sent, "a second request left while the probe was unanswered"
+    now[0] = 32.0
+    probe_answered.set()
+    for worker in workers:
+        worker.join(5)
+    assert sent == {"probe": 31.0, "third": 32.0}
+
+
+def test_given_requests_in_flight_when_all_are_refused_then_one_refusal_counts_and_a_success_resets() -> None:
+    now = [0.0]
+    budget = RequestBudget(per_minute=1000, per_hour=10_000, clock=lambda: now[0])
+    barrier = threading.Barrier(3)
+
+    def refused_after_all_sent() -> int:
+        budget.acquire()
+        barrier.wait(5)  # three requests in flight at once
+        return budget.refused(60).streak
+
+    streaks = []
+    workers = [threading.Thread(target=lambda: streaks.append(refused_after_all_sent())) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(5)
+    assert sorted(streaks) == [1, 1, 1]  # sent before the key was known to be refused: one refusal
+
+    def probe(answer: str) -> int:
+        budget.acquire(sleep=lambda seconds: now.__setitem__(0, now[0] + seconds))
+        if answer == "429":
+            return budget.refused(60).streak
+        budget.settle()
+        return 0
+
+    assert in_thread(lambda: probe("429")) == 2  # the probe after the pause, refused again
+    assert in_thread(lambda: probe("200")) == 0
+    assert in_thread(lambda: probe("429")) == 1  # a new streak after the key worked

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
-from source_soundlink.errors import Action, SoundlinkError, classify, describe_api_error
+from source_soundlink.client import Refusal
+from source_soundlink.errors import (
+    Action,
+    SoundlinkError,
+    classify,
+    describe_api_error,
+    describe_refused_key,
+)
 
 
 @pytest.mark.parametrize(
@@ -20,7 +29,7 @@ from source_soundlink.errors import Action, SoundlinkError, classify, describe_a
         (404, "campaign_not_found", "config_error", "remove it from campaign_ids"),
         (400, "invalid_date_range", "system_error", "endDate is before its startDate"),
         (400, "page_size_exceeded", "system_error", "over the endpoint's maximum"),
-        (429, "rate_limit_exceeded", "transient_error", ""),
+        (429, "rate_limit_exceeded", "transient_error", "lower requests_per_hour"),
         (500, "internal_error", "transient_error", ""),
         (418, "a_code_from_the_future", "system_error", ""),  # unknown codes: handled by status
     ],
@@ -48,7 +57,7 @@ def test_every_documented_error_code_maps_to_a_failure_type_and_advice(
         (404, "campaign_not_found", Action.FAIL, False),
         (400, "invalid_query_parameter", Action.FAIL, False),
         (408, None, Action.RETRY, False),
-        (429, "rate_limit_exceeded", Action.WAIT, False),
+        (429, "rate_limit_exceeded", Action.WAIT, True),  # limits are per key: a 429 holds every request
         (500, "internal_error", Action.RETRY, False),
         (503, None, Action.RETRY, False),
     ],
@@ -59,3 +68,32 @@ def test_one_table_says_what_the_client_does_with_each_answer(
     verdict = classify(status, code)
     assert (verdict.action, verdict.key_refused) == (action, key_refused)
     assert SoundlinkError("x", status=status, code=code).key_refused is key_refused
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "refusal", "why"),
+    [
+        (7200, Refusal(1, 0.0, 31, 31), "asks to wait 7200 s, longer than this connector waits (3600 s)"),
+        (120, Refusal(2, 3590.0, 31, 31), "has refused the key for 60 minutes and asks for 120 s more"),
+        (5, Refusal(11, 55.0, 31, 31), "refused 11 requests in a row"),
+    ],
+)
+def test_given_a_key_refused_for_good_when_described_then_one_message_names_cause_reset_count_and_settings(
+    retry_after: int, refusal: Refusal, why: str
+) -> None:
+    resets_at = datetime(2026, 5, 1, 14, 7, tzinfo=UTC)
+
+    error = describe_refused_key(
+        429, "rate_limit_exceeded", "req-9", "campaign c, window a..b", retry_after, resets_at, refusal, 3600
+    )
+
+    assert error.failure_type == "transient_error" and error.key_refused
+    assert error.message == (
+        "Soundlink keeps refusing this API key with 429 rate_limit_exceeded (campaign c, window a..b, "
+        f"requestId req-9): it {why}. The key's hourly quota seems to be used up by another client of the "
+        "same key (a dashboard, a script, another connection); Soundlink expects it to free at about "
+        f"2026-05-01 14:07 UTC (Retry-After {retry_after} s). This sync made 31 requests, 31 of them in the "
+        "last hour. What to do: retry after the reset; give the other client its own key, or lower "
+        "requests_per_hour (and requests_per_minute, num_workers) on this connection so that both stay "
+        "within the key's limits, or split the campaigns across connections with their own keys."
+    )

@@ -83,7 +83,7 @@ def test_required_keys_and_values(data: dict) -> None:
     assert data["supportLevel"] == "community"
     assert data["tags"] == ["language:python", "cdk:low-code"]
     assert data["allowedHosts"]["hosts"] == ["api.getsoundlink.com"]
-    assert data["maxSecondsBetweenMessages"] == 3600
+    assert data["maxSecondsBetweenMessages"] == 1200  # heartbeats every 60 s; the CDK's 600 s Retry-After cap
     assert data["registryOverrides"]["cloud"]["enabled"] is True
     assert data["registryOverrides"]["oss"]["enabled"] is True
     assert data["remoteRegistries"]["pypi"] == {"enabled": True, "packageName": "airbyte-source-soundlink"}

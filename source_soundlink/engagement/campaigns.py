@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from source_soundlink.client import Logger, SoundlinkClient
+from source_soundlink.client import CHECK_MAX_KEY_WAIT_S, Logger, SoundlinkClient
 from source_soundlink.config import SoundlinkConfig
 from source_soundlink.errors import SYSTEM_ERROR, SoundlinkError
 
@@ -110,7 +110,7 @@ def check_connection(config: SoundlinkConfig, log: Logger) -> None:
     start_date make it unnecessary) and that every configured campaign exists; a one-day export of the
     first campaign, closed before its body is read, proves metrics:read.
     """
-    client = SoundlinkClient(config, log)
+    client = SoundlinkClient(config, log, max_key_wait_s=CHECK_MAX_KEY_WAIT_S)
     get_json(client, "/v1/ping", None, "the connection check (/v1/ping)", "")
     campaigns = resolve_campaigns(client, config, log)
     if campaigns:

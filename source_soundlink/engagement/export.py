@@ -6,6 +6,8 @@ checkpoints per-partition state that cannot express our cursor (cursor.py). The 
 worker per campaign in flight reads its windows in order and queues records, then a checkpoint per
 complete window, then a completion sentinel; the consumer, the only writer of the stream state, turns
 checkpoints into STATE, so STATE always follows the records it covers and carries their exact count.
+state_emitter.py decides when a STATE goes out (throttled, heartbeats while the sync waits); the campaign
+listing runs on a worker too, so the consumer can heartbeat while it pages or waits.
 
 The pieces: campaigns.py lists the campaigns, cursor.py decides each campaign's first day and its next
 state, partitioner.py cuts the days into windows, jsonl_decoder.py reads one window's body.
@@ -17,7 +19,7 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
@@ -32,9 +34,12 @@ from source_soundlink.engagement.campaigns import NDJSON, Campaign, export_path,
 from source_soundlink.engagement.cursor import CampaignState
 from source_soundlink.engagement.jsonl_decoder import JsonlDecoder
 from source_soundlink.engagement.partitioner import DateSlicingPartitioner, Window
+from source_soundlink.engagement.state_emitter import HEARTBEAT_S, STATE_INTERVAL_S, StateEmitter
 from source_soundlink.errors import CONFIG_ERROR, SYSTEM_ERROR, SoundlinkError
 
 _DONE = object()  # a worker's completion sentinel
+_FLUSH = object()  # a worker starts a long wait: checkpoint what is complete before it
+LONG_WAIT_S = 10.0  # a wait at least this long flushes the state first
 
 
 class SyncFailed(Exception):
@@ -66,6 +71,12 @@ class _Checkpoint:
     rows: int
 
 
+@dataclass
+class _Listed:
+    campaigns: list[Campaign] | None  # None: the listing failed with `error`
+    error: SoundlinkError | None = None
+
+
 class _Cancelled(Exception):
     pass
 
@@ -79,14 +90,20 @@ class EngagementExport:
         stream_state: dict[str, Any] | None,
         debug: bool = False,
         backoff_base_s: float = 1.0,
+        clock: Callable[[], float] | None = None,
+        state_interval_s: float = STATE_INTERVAL_S,
+        heartbeat_s: float = HEARTBEAT_S,
     ) -> None:
+        """`clock` (default time.monotonic) times the request budget's waits and, with `state_interval_s`
+        and `heartbeat_s`, the STATE pacing (state_emitter.py); tests pass fake or shortened ones."""
         self.config = config
         self._debug = debug
+        self._clock = clock or time.monotonic
+        self._state_pacing = (state_interval_s, heartbeat_s)
         self._out: queue.Queue[Any] = queue.Queue(maxsize=16)  # ~16 chunks of output: memory stays flat
-        self._early_logs: list[bytes] | None = []  # logs before the consumer drains the queue
         self._cancelled = threading.Event()  # stop new work: a refused key, or the consumer is gone
         self._consumer_gone = threading.Event()  # nobody reads the queue any more
-        self.client = SoundlinkClient(config, self._log, backoff_base_s, sleep=self._wait)
+        self.client = SoundlinkClient(config, self._log, backoff_base_s, sleep=self._wait, clock=self._clock)
         self._state = cursor.campaign_states(stream_state)
         self._lock = threading.Lock()
         self._errors: list[SoundlinkError] = []
@@ -107,57 +124,59 @@ class EngagementExport:
         stream = protocol.ENGAGEMENT_STREAM
         started = time.monotonic()
         yield protocol.stream_status(stream, "STARTED")
-        try:
-            campaigns = self._campaigns()
-        except Exception as exc:
-            error = (
-                exc
-                if isinstance(exc, SoundlinkError)
-                else SoundlinkError(f"Unexpected error while listing campaigns: {exc!r}", SYSTEM_ERROR)
-            )
-            yield from self._take_early_logs()
-            yield protocol.stream_status(stream, "INCOMPLETE")
-            raise SyncFailed([error]) from None
-        yield from self._take_early_logs()
-        self.stats["campaigns"] = len(campaigns)
-        yield protocol.log(
-            "INFO",
-            f"Syncing engagement of {len(campaigns)} campaigns with up to "
-            f"{self.config.num_workers} in parallel.",
-        )
-        pending = len(campaigns)
+        emitter = StateEmitter(*self._state_pacing, clock=self._clock)
+        listing_error: SoundlinkError | None = None
         running_sent = False
-        records_since_state = 0
+        pending = 1  # tasks whose _DONE has not arrived: the listing, then one per campaign
         with ThreadPoolExecutor(max_workers=self.config.num_workers, thread_name_prefix="soundlink") as pool:
-            for campaign in campaigns:
-                pool.submit(self._run_campaign, campaign)
+            pool.submit(self._run_listing)
             try:
                 while pending:
-                    item = self._out.get()
-                    if item is _DONE:
+                    try:
+                        item = self._out.get(timeout=max(0.0, emitter.seconds_until_due()))
+                    except queue.Empty:
+                        item = None  # nothing arrived: a heartbeat or a deferred checkpoint may be due
+                    force = False
+                    if item is None:
+                        pass
+                    elif item is _DONE:
                         pending -= 1
                     elif type(item) is _Records:
                         if not running_sent:
                             running_sent = True
                             yield protocol.stream_status(stream, "RUNNING")
-                        records_since_state += item.count
+                        emitter.records(item.count)
                         yield item.data
                     elif type(item) is _Checkpoint:
                         with self._lock:
                             self._state[item.campaign_id] = item.campaign_state
                             self.stats["windows"] += 1
                             self.stats["rows"] += item.rows
-                        yield self._state_message(records_since_state)
-                        records_since_state = 0
+                        emitter.checkpoint()
+                    elif item is _FLUSH:
+                        force = emitter.changed
+                    elif type(item) is _Listed:
+                        if item.campaigns is None:
+                            listing_error = item.error
+                        else:
+                            yield self._started(item.campaigns)
+                            for campaign in item.campaigns:
+                                pool.submit(self._run_campaign, campaign)
+                            pending += len(item.campaigns)
                     else:
                         yield item
+                    if force or emitter.due():
+                        yield self._state_message(emitter.emitted())
             finally:
                 self._consumer_gone.set()  # a consumer that stops early must not leave workers blocked
                 self._cancelled.set()
                 while pending:
                     if self._out.get() is _DONE:
                         pending -= 1
-        yield self._state_message(records_since_state)
+        if listing_error is not None:  # no campaign was read: the state handed in stands
+            yield protocol.stream_status(stream, "INCOMPLETE")
+            raise SyncFailed([listing_error])
+        yield self._state_message(emitter.emitted())  # the end, or before the failure's trace
         if self._errors:
             yield protocol.stream_status(stream, "INCOMPLETE")
             raise SyncFailed(self._errors)
@@ -167,9 +186,34 @@ class EngagementExport:
             "INFO",
             f"Sync summary: {s['rows']} rows from {s['windows']} windows of {s['campaigns']} campaigns "
             f"({s['settled']} settled, {s['idle']} with nothing new) in {seconds:.1f} s; "
-            f"{s['export_requests']} export requests.",
+            f"{s['export_requests']} export requests, {emitter.emitted_states} STATE messages.",
         )
         yield protocol.stream_status(stream, "COMPLETE")
+
+    def _started(self, campaigns: list[Campaign]) -> bytes:
+        self.stats["campaigns"] = len(campaigns)
+        return protocol.log(
+            "INFO",
+            f"Syncing engagement of {len(campaigns)} campaigns with up to "
+            f"{self.config.num_workers} in parallel.",
+        )
+
+    def _run_listing(self) -> None:
+        """List the campaigns on a worker, so the consumer keeps heartbeating through budget waits."""
+        try:
+            try:
+                listed = _Listed(self._campaigns())
+            except SoundlinkError as error:
+                listed = _Listed(None, error)
+            except _Cancelled:
+                return
+            except Exception as exc:
+                error = SoundlinkError(f"Unexpected error while listing campaigns: {exc!r}", SYSTEM_ERROR)
+                listed = _Listed(None, error)
+            with contextlib.suppress(_Cancelled):
+                self._put(listed)
+        finally:
+            self._out.put(_DONE)
 
     def _campaigns(self) -> list[Campaign]:
         campaigns = resolve_campaigns(self.client, self.config, self._log)
@@ -184,10 +228,6 @@ class EngagementExport:
             )
             self.config = replace(self.config, today=server_today)
         return campaigns
-
-    def _take_early_logs(self) -> list[bytes]:
-        logs, self._early_logs = self._early_logs or [], None
-        return logs
 
     # -- one campaign: its windows, in order, checkpointing each ----------------------------------------
 
@@ -207,6 +247,8 @@ class EngagementExport:
 
     def _fail(self, error: SoundlinkError) -> None:
         with self._lock:
+            if error.key_refused and any(e.key_refused for e in self._errors):
+                return  # requests in flight when the key was refused fail alike: report it once
             self._errors.append(error)
         if error.key_refused:
             self._cancelled.set()  # the key itself is refused: every other campaign would fail the same way
@@ -292,7 +334,14 @@ class EngagementExport:
 
     def _wait(self, seconds: float) -> None:
         """Sleep (budget, Retry-After, backoff) unless the sync is cancelled: a refused key or a consumer
-        that stopped must not keep workers waiting for up to an hour."""
+        that stopped must not keep workers waiting for up to an hour. Before a long wait, the consumer
+        checkpoints what is complete (this worker's windows before it included): a sync killed during the
+        wait then resumes after them. The consumer heartbeats while workers wait."""
+        if seconds >= LONG_WAIT_S:
+            self._put(_FLUSH)
+        self._sleep(seconds)
+
+    def _sleep(self, seconds: float) -> None:
         if self._cancelled.wait(seconds):
             raise _Cancelled
 
@@ -300,8 +349,5 @@ class EngagementExport:
         if level == "DEBUG" and not self._debug:
             return
         line = protocol.log(level, message.replace(self.config.api_key, "****"))
-        if self._early_logs is not None:
-            self._early_logs.append(line)  # nobody drains the queue yet: do not block on it
-            return
         with contextlib.suppress(_Cancelled):
             self._put(line)
