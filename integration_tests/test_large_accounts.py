@@ -26,6 +26,7 @@ from helpers import (
     assert_same_rows,
     assert_unique_pks,
     by_pk,
+    campaign_state,
     catalog,
     export_requests,
 )
@@ -126,7 +127,9 @@ def test_given_1000_campaigns_when_backfilled_revised_and_synced_again_then_dedu
     assert len(backfill.state_messages) < windows / 10, "STATE is paced by time, not one per window"
     # One request per campaign that can still change, none for a settled one.
     final = incremental.state["campaigns"]
-    open_campaigns = {cid for cid, cs in backfill.state["campaigns"].items() if not cs.get("settled")}
+    open_campaigns = {
+        cid for cid in backfill.state["campaigns"] if not campaign_state(backfill.state, cid).get("settled")
+    }
     assert sorted(requested) == sorted(open_campaigns)
     assert len(open_campaigns) < 200 and len(final) == 1000
 
@@ -137,8 +140,13 @@ def test_given_1000_campaigns_when_backfilled_revised_and_synced_again_then_dedu
 def test_given_the_hourly_budget_spent_when_the_sync_waits_then_a_state_arrives_at_least_every_two_minutes(
     sandbox: Sandbox, connector: Connector
 ) -> None:
-    """requests_per_hour 2 and three requests: the third waits about an hour (6 real seconds, warped 600x)."""
-    warp = 600.0
+    """requests_per_hour 2 and three requests: the third waits about an hour (12 real seconds, warped 300x).
+
+    The connector beats once a (warped) minute; test_state_emitter checks that schedule exactly on a fake
+    clock. Over real pipes a beat can arrive late by the machine's scheduling stalls, which the warp
+    multiplies (0.4 s on a loaded 2-core CI machine is 2 warped minutes), so this test asserts the beats'
+    number over the hour and bounds the longest gap loosely: no beat at all would leave a gap of an hour."""
+    warp = 300.0
     two = sorted(c.campaign_id for c in sandbox.app.campaign_list() if c.status == "active")[:2]
     config = connector.config(campaign_ids=two, requests_per_hour=2)
 
@@ -147,13 +155,13 @@ def test_given_the_hourly_budget_spent_when_the_sync_waits_then_a_state_arrives_
     assert returncode == 0, [m.message for m in messages if m.type != "RECORD"][-5:]
     beats = [m for m in messages if m.type in ("RECORD", "STATE")]
     gaps = [(later.at - earlier.at) * warp for earlier, later in itertools.pairwise(beats)]
-    assert max(gaps) <= 120, f"{max(gaps):.0f} warped seconds without a RECORD or STATE"
+    assert max(gaps) <= 240, f"{max(gaps):.0f} warped seconds without a RECORD or STATE"
     waiting = [
         m for m in messages if m.type == "LOG" and "Request budget reached" in m.message["log"]["message"]
     ]
     assert waiting and float(waiting[0].message["log"]["message"].split("waiting ")[1].split(" s")[0]) > 3000
     heartbeats = [s for s in states(messages) if s["sourceStats"]["recordCount"] == 0]
-    assert len(heartbeats) >= 30, "about one STATE per (warped) minute of the hour's wait"
+    assert len(heartbeats) >= 45, "about one STATE per (warped) minute of the hour's wait"
     assert_record_counts_exact(messages)
     assert_same_rows(by_pk(records(messages)), [r for cid in two for r in sandbox.truth(cid)])
 
