@@ -33,8 +33,6 @@ The top of this file imports only the standard library, so any Python 3.11 can s
 from __future__ import annotations
 
 import argparse
-import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -42,15 +40,15 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 from typing import Any
 
+import private_venv  # stdlib only, beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv-qa"
 REQUIREMENTS = ROOT / "scripts" / "qa-requirements.txt"
-PIP = "pip==24.3.1"
 CONNECTOR = "source-soundlink"
 CONNECTOR_DIR = Path("airbyte-integrations") / "connectors" / CONNECTOR
 
@@ -82,45 +80,9 @@ DROPPED_ENV = ("SENTRY_ENVIRONMENT", "DOCKER_HUB_USERNAME", "DOCKER_HUB_PASSWORD
 # ------------------------------------------------------------------------------------------ the venv
 
 
-def venv_python(venv: Path = VENV) -> Path:
-    return venv / "bin" / "python"
-
-
 def ensure_venv(venv: Path = VENV, requirements: Path = REQUIREMENTS, log: Any = print) -> Path:
-    """Create or refresh the QA venv when the requirements changed; return its python.
-
-    Idempotent and safe from parallel processes (an flock around the install). The stamp holds the
-    requirements' hash. Raises RuntimeError with pip's output when the install fails.
-    """
-    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
-    stamp = venv / ".installed"
-    python = venv_python(venv)
-
-    def ready() -> bool:
-        return python.exists() and stamp.exists() and stamp.read_text().strip() == digest
-
-    if ready():
-        return python
-    key = hashlib.sha256(str(venv.resolve()).encode()).hexdigest()[:12]
-    with open(Path(tempfile.gettempdir()) / f"airbyte-qa-venv-{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if ready():
-            return python
-        log(f"Installing Airbyte's QA checks into {venv} (first time only, about two minutes)...")
-        started = time.monotonic()
-        base = getattr(sys, "_base_executable", sys.executable)  # a venv's own python would nest venvs
-        pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        steps = [[base, "-m", "venv", "--clear", str(venv)], [*pip, PIP], [*pip, "-r", str(requirements)]]
-        for cmd in steps:
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            if done.returncode != 0:
-                raise RuntimeError(
-                    f"Could not install the QA checks into {venv}: `{' '.join(cmd)}` exited "
-                    f"{done.returncode}.\n{(done.stdout + done.stderr)[-4000:]}"
-                )
-        stamp.write_text(digest + "\n")
-        log(f"QA checks installed in {time.monotonic() - started:.0f} s.")
-    return python
+    """Create or refresh the Airbyte's QA checks venv when its requirements changed; return its python."""
+    return private_venv.ensure_venv(venv, requirements, "Airbyte's QA checks", log)
 
 
 def in_venv(venv: Path = VENV) -> bool:

@@ -18,11 +18,8 @@ import argparse
 import contextlib
 import datetime as dt
 import decimal
-import fcntl
-import hashlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,10 +28,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import private_venv  # stdlib only, beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv-pyairbyte"
 REQUIREMENTS = ROOT / "scripts" / "pyairbyte-requirements.txt"
-PIP = "pip==24.3.1"
 ENGAGEMENT = "campaign_engagement_daily"
 PRIMARY_KEY = (
     "provider",
@@ -53,44 +51,9 @@ TOP_CAMPAIGNS_SQL = f"""
 OFFLINE_ENV = {"AIRBYTE_OFFLINE_MODE": "1", "DO_NOT_TRACK": "1", "NO_LIVE_PROGRESS": "1"}
 
 
-def venv_python(venv: Path = VENV) -> Path:
-    return venv / "bin" / "python"
-
-
 def ensure_venv(venv: Path = VENV, requirements: Path = REQUIREMENTS, log: Any = print) -> Path:
-    """Create or refresh the PyAirbyte venv when the requirements changed; return its python.
-
-    Idempotent and safe to call from parallel processes (an flock around the install). The stamp holds
-    the requirements' hash, so an edited requirements file reinstalls and an unchanged one costs nothing.
-    Raises RuntimeError with pip's output when PyAirbyte cannot be installed.
-    """
-    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
-    stamp = venv / ".installed"
-    python = venv_python(venv)
-    if python.exists() and stamp.exists() and stamp.read_text().strip() == digest:
-        return python
-    # The lock lives outside the work tree (`venv --clear` empties the venv dir; the repo stays clean).
-    key = hashlib.sha256(str(venv.resolve()).encode()).hexdigest()[:12]
-    lock_path = Path(tempfile.gettempdir()) / f"pyairbyte-venv-{key}.lock"
-    with open(lock_path, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be installing right now
-        if python.exists() and stamp.exists() and stamp.read_text().strip() == digest:
-            return python
-        log(f"Installing PyAirbyte into {venv} (first time only, about a minute)...")
-        started = time.monotonic()
-        base = getattr(sys, "_base_executable", sys.executable)  # a venv's own python would nest venvs
-        pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        steps = [[base, "-m", "venv", "--clear", str(venv)], [*pip, PIP], [*pip, "-r", str(requirements)]]
-        for cmd in steps:
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            if done.returncode != 0:
-                raise RuntimeError(
-                    f"Could not install PyAirbyte into {venv}: `{' '.join(cmd)}` exited {done.returncode}.\n"
-                    f"{(done.stdout + done.stderr)[-4000:]}"
-                )
-        stamp.write_text(digest + "\n")
-        log(f"PyAirbyte installed in {time.monotonic() - started:.0f} s.")
-    return python
+    """Create or refresh the PyAirbyte venv when its requirements changed; return its python."""
+    return private_venv.ensure_venv(venv, requirements, "PyAirbyte", log)
 
 
 def normalize(value: Any) -> Any:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import email.utils
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -17,21 +16,9 @@ KEY = "sk_sandbox_0123456789abcdef"
 Row = dict[str, Any]
 
 
-@pytest.fixture(scope="module")
-def sb() -> Iterator[Sandbox]:
-    with Sandbox(today=T) as s:
-        yield s
-
-
 @pytest.fixture(autouse=True)
 def _fresh(sb: Sandbox) -> None:
     sb.reset()
-
-
-@pytest.fixture()
-def http() -> Iterator[requests.Session]:
-    with requests.Session() as s:
-        yield s
 
 
 def api(http: requests.Session, sb: Sandbox, path: str, **params: Any) -> requests.Response:

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import date, timedelta
 from http.client import HTTPConnection, HTTPResponse, IncompleteRead
 from typing import Any
@@ -33,21 +32,9 @@ ROW_FIELDS = [
 ]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def sb() -> Iterator[Sandbox]:
-    with Sandbox(today=T) as s:
-        yield s
-
-
 @pytest.fixture(autouse=True)
 def _fresh(sb: Sandbox) -> None:
     sb.reset()
-
-
-@pytest.fixture()
-def http() -> Iterator[requests.Session]:
-    with requests.Session() as s:
-        yield s
 
 
 def get(
