@@ -9,16 +9,11 @@ midnight still compares against one consistent truth.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from helpers import Connector
+from helpers import Connector, utc_today
 from soundlink_sandbox import Sandbox
-
-
-def utc_today() -> str:
-    return datetime.now(UTC).date().isoformat()
 
 
 @pytest.fixture

@@ -145,6 +145,10 @@ run()
 """
 
 
+def utc_today() -> str:
+    return datetime.now(UTC).date().isoformat()
+
+
 def pinned_connector_command(today: date, warp: float = 1.0) -> list[str]:
     """The connector's `run()` with today pinned (and, with `warp`, its clocks sped up)."""
     return [sys.executable, "-c", _BOOTSTRAP, today.isoformat(), str(warp)]

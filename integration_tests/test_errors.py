@@ -14,8 +14,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import utc_today
-from helpers import Connector, Run, assert_exact, campaign_by_status, export_requests, multi_window_campaign
+from helpers import (
+    Connector,
+    Run,
+    assert_exact,
+    campaign_by_status,
+    export_requests,
+    multi_window_campaign,
+    utc_today,
+)
 from soundlink_sandbox import Sandbox
 
 REQUEST_ID_RE = re.compile(r"requestId ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
