@@ -174,6 +174,73 @@ def test_given_the_state_lines_of_an_earlier_sync_as_a_json_list_when_read_then_
     assert second.state is not None
 
 
+# The state 0.1.0 wrote after a first sync of this sandbox at T0 (captured by running 0.1.0 against it).
+STATE_0_1_0 = {
+    "state_version": 1,
+    "campaigns": {
+        "0832e952-8859-468a-b91f-13e2319ad429": {
+            "from": "2026-02-01",
+            "through": "2026-06-01",
+            "has_rows": True,
+            "report_date": "2026-06-01",
+        },
+        "3432f145-d518-4512-9136-df3bec9bed2c": {
+            "from": "2026-03-23",
+            "through": "2026-06-01",
+            "has_rows": True,
+            "report_date": "2026-06-01",
+            "ended_on": "2026-05-13",
+        },
+        "camp_rbeL1Pan2d": {
+            "from": "2025-11-13",
+            "through": "2026-05-11",
+            "has_rows": True,
+            "report_date": "2026-02-11",
+            "ended_on": "2026-01-13",
+            "settled": True,
+            "updated_at": "2026-01-12T04:48:14Z",
+        },
+        "8caec308-e8d8-46c0-819f-8a6cd02f7e7b": {"from": "2026-05-02", "through": "2026-06-01"},
+        "camp_dljuOy10NL": {
+            "from": "2026-04-17",
+            "through": "2026-06-01",
+            "has_rows": True,
+            "report_date": "2026-06-01",
+        },
+        "camp_2LekGD9LDa": {"from": "2026-06-01", "through": "2026-06-01"},
+    },
+}
+
+
+def test_given_a_state_written_by_0_1_0_when_synced_then_only_the_lookback_is_read_and_state_moves_to_v2(
+    days_sandbox: Sandbox, days_connector: Connector
+) -> None:
+    assert set(STATE_0_1_0["campaigns"]) == {c["campaignId"] for c in days_sandbox.campaigns()}
+    days_sandbox.advance()
+    days_sandbox.revise()
+
+    run = days_connector.read(state=STATE_0_1_0).assert_ok()
+
+    today = days_sandbox.today()
+    exports = export_requests(days_sandbox)
+    assert "camp_rbeL1Pan2d" not in {r.campaign_id for r in exports}, "the settled campaign was asked again"
+    for r in exports:
+        covered_from = date.fromisoformat(STATE_0_1_0["campaigns"][r.campaign_id]["from"])
+        assert r.window == (max(covered_from, T0 - timedelta(days=7)), today), r
+    assert len(exports) == 5
+    since = (T0 - timedelta(days=7)).isoformat()
+    assert_same_rows(
+        by_pk(run.records),
+        [
+            r
+            for r in days_sandbox.truth()
+            if r["report_date"] >= since and r["campaign_id"] != "camp_rbeL1Pan2d"
+        ],
+    )
+    assert run.state["state_version"] == 2
+    assert run.state["campaigns"]["camp_rbeL1Pan2d"] == ["2025-11-13", "2026-05-11", "2026-01-12T04:48:14Z"]
+
+
 @pytest.mark.parametrize(
     ("stream_state", "what"),
     [
