@@ -34,8 +34,13 @@ demo-pyairbyte: $(STAMP)
 qa:
 	$(PYTHON) scripts/airbyte_qa.py
 
+# The tools with venvs of their own (Airbyte's QA checks, PyAirbyte), prepared side by side before the tests
+# that use them; each is installed once and reused while its requirements file is unchanged.
+PRIVATE_VENVS := .venv-qa:scripts/qa-requirements.txt .venv-pyairbyte:scripts/pyairbyte-requirements.txt
+
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(PYTHON) scripts/private_venv.py $(PRIVATE_VENVS)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -238,7 +238,7 @@ def test_5xx_forever_fails_after_bounded_attempts(sandbox: Sandbox, connector: C
     )
     config = connector.config(campaign_ids=[aimed, bystander], window_size_days=WINDOW)
 
-    run = connector.read(config)
+    run = connector.read(config, command=connector.command(warp=20.0))  # backoff waits of 1, 2, 4, 8 s
 
     error = run.assert_failed("transient_error")
     requests = export_requests(sandbox, aimed)

@@ -57,3 +57,24 @@ def ensure_venv(venv: Path, requirements: Path, what: str, log: Callable[[str], 
         stamp.write_text(digest + "\n")
         log(f"{what} installed in {time.monotonic() - started:.0f} s.")
     return python
+
+
+def main(pairs: list[str]) -> int:
+    """`private_venv.py VENV:REQUIREMENTS ...`: prepare several venvs at once (installs are mostly single-
+    threaded, so two run side by side in about the time of one); `make test` calls it before pytest."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = []
+    for pair in pairs:
+        venv, _, requirements = pair.partition(":")
+        jobs.append((Path(venv), Path(requirements), Path(venv).name))
+    with ThreadPoolExecutor(max_workers=len(jobs) or 1) as pool:
+        futures = [pool.submit(ensure_venv, *job, lambda m: print(m, flush=True)) for job in jobs]
+        errors = [f.exception() for f in futures if f.exception() is not None]
+    for error in errors:
+        print(error, file=sys.stderr)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
