@@ -235,6 +235,9 @@ class SoundlinkClient:
                     ) from None
                 self._sleep_backoff(failures, what, type(exc).__name__)
                 continue
+            except BaseException:
+                self.budget.settle(answered=False)  # a probe that never returns must not hold the key
+                raise
             self.server_today = _http_date(response.headers.get("Date")) or self.server_today
             status = response.status_code
             self._log("DEBUG", f"GET {path} {dict(params or {})} -> {status}")

@@ -111,3 +111,21 @@ def test_given_a_spent_hourly_quota_when_checking_then_check_fails_at_once_sayin
     assert status.status == Status.FAILED
     assert sent == 1 and not [wait for wait in sleeps.waits if wait > 60]  # no hour-long wait in `check`
     assert "used up by another client of the same key" in status.message and "req-q" in status.message
+
+
+@HttpMocker()
+def test_given_a_listing_item_without_a_campaign_id_when_synced_then_it_fails_naming_the_page_and_request(
+    http_mocker: HttpMocker = None,
+) -> None:
+    broken = {k: v for k, v in b.campaign("camp_a").items() if k != "campaignId"}
+    http_mocker.get(
+        b.campaigns_request(),
+        b.json_response({"items": [broken], "pagination": {"totalPages": 1}}, request_id="req-list"),
+    )
+
+    output = b.read_source(b.config())
+
+    error = output.errors[-1].trace.error
+    assert error.failure_type == FailureType.system_error
+    assert "the campaign list (page 1)" in error.message and "without a campaignId" in error.message
+    assert "requestId req-list" in error.message and "Unexpected" not in error.message

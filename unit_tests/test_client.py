@@ -8,12 +8,14 @@ import time
 from typing import Any
 
 import orjson
+import requests
 import requests_mock
 from airbyte_cdk.models import AirbyteMessageSerializer, FailureType
 from airbyte_cdk.test.entrypoint_wrapper import read
 from airbyte_cdk.test.mock_http import HttpMocker, HttpRequest
 
-from source_soundlink.client import RequestBudget
+from source_soundlink.client import RequestBudget, SoundlinkClient
+from source_soundlink.config import SoundlinkConfig
 from source_soundlink.source import SourceSoundlink
 from unit_tests import builders as b
 from unit_tests.builders import API_KEY, BASE_URL
@@ -237,3 +239,35 @@ def test_given_requests_in_flight_when_all_are_refused_then_one_refusal_counts_a
     assert in_thread(lambda: probe("429")) == 2  # the probe after the pause, refused again
     assert in_thread(lambda: probe("200")) == 0
     assert in_thread(lambda: probe("429")) == 1  # a new streak after the key worked
+
+
+def test_given_the_probe_after_a_429_fails_unexpectedly_when_another_request_asks_then_it_is_not_held() -> (
+    None
+):
+    now = [0.0]
+    clock_budget = RequestBudget(per_minute=1000, per_hour=10_000, clock=lambda: now[0])
+    config = SoundlinkConfig.from_mapping(b.config())
+    client = SoundlinkClient(
+        config, lambda level, message: None, sleep=lambda s: now.__setitem__(0, now[0] + s)
+    )
+    client.budget = clock_budget
+    with requests_mock.Mocker() as mocker:
+        mocker.get(
+            f"{BASE_URL}/v1/ping",
+            [
+                {"status_code": 429, "headers": {"Retry-After": "30"}, "json": {"error": {"code": "x"}}},
+                {"exc": requests.exceptions.InvalidHeader("a header the client refuses")},
+                {"json": {"data": {"status": "ok"}}},
+            ],
+        )
+
+        def first() -> Exception:
+            try:
+                client.get("/v1/ping", None, "the ping", "")
+            except requests.exceptions.InvalidHeader as error:
+                return error
+            raise AssertionError("the probe did not fail")
+
+        assert isinstance(in_thread(first), requests.exceptions.InvalidHeader)  # the 429, then the probe
+        answer = in_thread(lambda: client.get("/v1/ping", None, "the ping", ""))  # must not poll forever
+    assert answer.json() == {"data": {"status": "ok"}}

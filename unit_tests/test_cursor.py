@@ -11,6 +11,7 @@ from source_soundlink.config import ConfigError, SoundlinkConfig
 from source_soundlink.engagement.campaigns import Campaign
 from source_soundlink.engagement.cursor import (
     CampaignState,
+    after_window,
     campaign_states,
     covered_through,
     first_day_to_read,
@@ -169,7 +170,14 @@ def test_given_a_settled_campaign_when_written_then_it_is_compact_and_reads_back
         date(2026, 6, 1),
     )
     with_context = CampaignState(date(2026, 1, 1), date(2026, 6, 1), "catalog", settled=True, updated_at="U")
-    assert CampaignState.from_json(with_context.to_json()) == with_context
+    back = CampaignState.from_json(with_context.to_json())
+    assert (back.covered_from, back.through, back.engagement_context, back.settled, back.updated_at) == (
+        date(2026, 1, 1),
+        date(2026, 6, 1),
+        "catalog",
+        True,
+        "U",
+    )
 
 
 def test_given_an_ended_run_when_the_campaign_changed_later_then_it_is_not_settled_before_that_change() -> (
@@ -300,3 +308,40 @@ def test_given_no_state_or_an_empty_one_when_read_then_it_is_a_first_sync() -> N
         )
         == {}
     )
+
+
+def test_given_a_0_1_0_settled_flag_when_the_campaign_was_renewed_later_then_it_is_read_again() -> None:
+    # 0.1.0 settled on the `ended` run alone: read 05-01..07-29, ended 05-21, but the campaign was renewed
+    # and completed on 09-08. Its flag is checked against today's rule before it is trusted.
+    renewed = Campaign("c", date(2026, 5, 1), "completed", updated_at="2026-09-08T10:00:00Z")
+    from_0_1_0 = {
+        "from": "2026-05-01",
+        "through": "2026-07-29",
+        "has_rows": True,
+        "ended_on": "2026-05-21",
+        "settled": True,
+        "updated_at": "2026-09-08T10:00:00Z",
+    }
+    assert first_day_to_read(renewed, _config(), CampaignState.from_json(from_0_1_0, version=1)) == date(
+        2026, 7, 22
+    )
+    truly_settled = {**from_0_1_0, "through": "2026-10-20"}  # past 09-08 + 38 days: the flag holds
+    assert first_day_to_read(renewed, _config(), CampaignState.from_json(truly_settled, version=1)) is None
+
+
+def test_given_a_settled_campaign_reopened_without_new_rows_then_it_settles_38_days_after_through() -> None:
+    edited = Campaign("c", date(2026, 1, 1), "completed", updated_at="2026-11-01T00:00:00Z")  # no planned end
+    reopened = CampaignState.from_json(["2026-01-01", "2026-10-01", "2026-09-01T00:00:00Z"])
+    planned = plan(edited, _config(), reopened)
+    assert planned is not None and planned.first == date(2026, 9, 24)
+    no_rows = WindowProgress()
+    window = Window("c", planned.first, TODAY)
+    assert not late_delivery(planned.base, planned, window, WindowProgress(first_date="2026-09-24"))
+    after = after_window(edited, planned.base, window, no_rows, _config())
+    assert after.settled and after.updated_at == "2026-11-01T00:00:00Z"  # 10-01 + 38 days <= 11-27
+
+
+def test_given_a_legacy_state_keyed_by_both_stream_names_when_read_then_the_engagement_one_is_used() -> None:
+    legacy = {"campaigns": {}, ENGAGEMENT: STREAM_STATE}
+    assert read_state(legacy) == STREAM_STATE
+    assert read_state({"campaigns": {}}) is None

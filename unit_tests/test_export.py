@@ -498,5 +498,8 @@ def test_given_the_hour_spent_by_another_client_when_30_campaigns_sync_then_it_f
     assert f"This sync made {sent} requests" in message and "lower requests_per_hour" in message
     # Up to one refused request per worker in flight, one probe after the hour, then every worker stops.
     assert len(exports) <= 3 + 1
-    assert [round(w) for w in sleeps.waits if w > 60] == [3599] * len([w for w in sleeps.waits if w > 60])
+    # The waits for the key-wide pause: Retry-After less the moments already spent (threads wait on one
+    # shared clock that their skipped waits move on, so a wait can be shorter by the time the test took).
+    long_waits = [w for w in sleeps.waits if w > 60]
+    assert long_waits and all(3590 < w <= 3599 for w in long_waits), long_waits
     assert not output.records

@@ -34,8 +34,16 @@ class Campaign:
     def from_api(cls, obj: dict[str, Any]) -> Campaign:
         start = utc_date(obj.get("createdAt"))
         duration = obj.get("campaignDuration")
-        planned_end = start + timedelta(days=duration) if start and isinstance(duration, int) else None
-        return cls(str(obj["campaignId"]), start, obj.get("status"), planned_end, obj.get("updatedAt"))
+        known = start and isinstance(duration, int) and 0 <= duration <= 36_500
+        planned_end = start + timedelta(days=duration) if known else None
+        status, updated_at = obj.get("status"), obj.get("updatedAt")
+        return cls(
+            obj["campaignId"],
+            start,
+            status if isinstance(status, str) else None,
+            planned_end,
+            updated_at if isinstance(updated_at, str) else None,
+        )
 
     @property
     def terminal(self) -> bool:
@@ -69,18 +77,43 @@ def _list_campaigns(client: SoundlinkClient) -> list[Campaign]:
     page = 1
     while True:
         params = {"page": page, "pageSize": PAGE_SIZE, "sortBy": "createdAt", "sortOrder": "asc"}
-        body = get_json(client, "/v1/campaigns", params, f"the campaign list (page {page})", "campaigns:read")
-        data = body.get("data") or {}
-        campaigns.extend(Campaign.from_api(item) for item in data.get("items") or [])
-        if page >= ((data.get("pagination") or {}).get("totalPages") or 0):
+        what = f"the campaign list (page {page})"
+        body = get_json(client, "/v1/campaigns", params, what, "campaigns:read")
+        data = body.get("data")
+        items = data.get("items") if isinstance(data, dict) else None
+        total_pages = (data.get("pagination") or {}).get("totalPages") if isinstance(data, dict) else None
+        if not isinstance(items, list) or not isinstance(total_pages, int):
+            raise _not_documented(what, body, "no data.items list or data.pagination.totalPages number")
+        campaigns.extend(_campaign_from(item, what, body) for item in items)
+        if page >= total_pages:
             return campaigns
         page += 1
 
 
 def _campaign(client: SoundlinkClient, campaign_id: str) -> Campaign:
     path = f"/v1/campaigns/{quote(campaign_id, safe='')}"
-    return Campaign.from_api(
-        get_json(client, path, None, f"campaign {campaign_id}", "campaigns:read")["data"]
+    what = f"campaign {campaign_id}"
+    body = get_json(client, path, None, what, "campaigns:read")
+    return _campaign_from(body.get("data"), what, body)
+
+
+def _campaign_from(item: Any, what: str, body: dict[str, Any]) -> Campaign:
+    """A campaign object of an answer, or an error naming the answer and its requestId."""
+    campaign_id = item.get("campaignId") if isinstance(item, dict) else None
+    if not isinstance(campaign_id, str) or not campaign_id:
+        raise _not_documented(what, body, f"an item without a campaignId string: {str(item)[:200]}")
+    return Campaign.from_api(item)
+
+
+def _not_documented(what: str, body: dict[str, Any], detail: str) -> SoundlinkError:
+    meta = body.get("meta")
+    request_id = meta.get("requestId") if isinstance(meta, dict) else None
+    return SoundlinkError(
+        f"Soundlink answered {what} with a body that is not the documented campaign list ({detail}; "
+        f"requestId {request_id or 'not given'}). Retry; if it persists, report it to Soundlink with the "
+        "requestId.",
+        SYSTEM_ERROR,
+        request_id if isinstance(request_id, str) else None,
     )
 
 

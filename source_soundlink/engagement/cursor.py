@@ -50,6 +50,9 @@ class CampaignState:
     ended_on: date | None = None  # first day of the trailing run of `ended` rows
     settled: bool = False  # nothing it exports can change any more (see settled())
     updated_at: str | None = None  # the campaign's updatedAt when it settled: a change re-opens it
+    # False for a settled flag 0.1.0 wrote: its rule let an `ended` run settle a campaign renewed later,
+    # so plan() checks such a flag against settled() before trusting it.
+    settle_checked: bool = True
 
     @classmethod
     def from_json(cls, raw: Any, version: int = STATE_VERSION) -> CampaignState:
@@ -74,6 +77,7 @@ class CampaignState:
             ended_on=_date_field(raw, "ended_on"),
             settled=bool(raw.get("settled")),
             updated_at=updated_at if isinstance(updated_at, str) else None,
+            settle_checked=version >= 2,
         )
 
     @classmethod
@@ -81,10 +85,16 @@ class CampaignState:
         if not 3 <= len(raw) <= 4 or not all(isinstance(v, str) or v is None for v in raw):
             raise UnreadableState(f"a settled campaign is [from, through, updatedAt(, context)], not {raw!r}")
         fields = dict(zip(("from", "through", "updated_at", "engagement_context"), raw, strict=False))
+        through = _date_field(fields, "through")
+        # The list keeps no row details. Should the campaign re-open (its updatedAt changed), it counts as
+        # having had rows that ended on `through`: it settles again 38 days after that day unless new rows
+        # come (a renewal), and a first row on the lookback's first day is not taken for a late delivery.
         return cls(
             covered_from=_date_field(fields, "from"),
-            through=_date_field(fields, "through"),
+            through=through,
             engagement_context=fields.get("engagement_context"),
+            has_rows=True,
+            ended_on=through,
             settled=True,
             updated_at=fields["updated_at"],
         )
@@ -131,7 +141,12 @@ def plan(campaign: Campaign, config: SoundlinkConfig, state: CampaignState | Non
     through = covered_through(first, config, state)
     if through is None or state is None:
         return Plan(first, CampaignState(), False) if first <= config.last_date else None
-    if state.settled and campaign.terminal and state.updated_at == campaign.updated_at:
+    if (
+        state.settled
+        and campaign.terminal
+        and state.updated_at == campaign.updated_at
+        and (state.settle_checked or settled(campaign, state, config.today))
+    ):
         return None
     lookback_start = through - timedelta(days=config.lookback_window_days)
     base = state
@@ -284,10 +299,10 @@ def stream_state_from(state: Any) -> dict[str, Any] | None:
     if isinstance(state, dict):
         if state.get("type") == "STATE" or "stream" in state:
             state = [state]
-        elif not state or "campaigns" in state or "state_version" in state:
-            return state or None
+        elif "state_version" in state:
+            return state  # the stream state itself
         elif set(state) <= set(protocol.STREAMS):
-            return state.get(protocol.ENGAGEMENT_STREAM)
+            return state.get(protocol.ENGAGEMENT_STREAM)  # legacy {stream name: stream state}, or {}
         else:
             raise UnreadableState(
                 f"it is an object with keys {sorted(state)[:5]}, not a state of this source"
