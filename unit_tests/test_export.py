@@ -495,7 +495,9 @@ def test_given_the_hour_spent_by_another_client_when_30_campaigns_sync_then_it_f
     message = error.message
     assert message.count("Soundlink keeps refusing this API key") == 1 and "campaigns failed" not in message
     assert "used up by another client of the same key" in message and "Retry-After 3599 s" in message
-    assert f"This sync made {sent} requests" in message and "lower requests_per_hour" in message
+    # The count is taken when the key is given up; another worker's request may still have been leaving.
+    counted = int(re.search(r"This sync made (\d+) requests", message).group(1))
+    assert sent - 2 <= counted <= sent and "lower requests_per_hour" in message
     # Up to one refused request per worker in flight, one probe after the hour, then every worker stops.
     assert len(exports) <= 3 + 1
     # The waits for the key-wide pause: Retry-After less the moments already spent (threads wait on one
