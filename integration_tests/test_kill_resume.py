@@ -5,9 +5,9 @@ missing.
 Like the Airbyte platform, the test treats only records that precede a run's last STATE as committed:
 records after it (read from the pipe before the kill) are dropped, so the next run must deliver them again.
 
-STATE is paced to one a minute (state_emitter.py), so the connector runs with its clocks warped (see
-helpers.pinned_connector_command): a warped minute lasts 30 ms, and each run emits a STATE every few
-windows, throttled as in production, which gives the kills many different points to land on.
+STATE is paced to one every 3 minutes (state_pacer.py), so the connector runs with its clocks warped
+(see helpers.pinned_connector_command): a warped 3 minutes last 30 ms, and each run emits a STATE every few
+windows, paced as in production, which gives the kills many different points to land on.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from soundlink_sandbox import Sandbox
 
 WINDOW_DAYS = 10
 LOOKBACK_DAYS = 7
-WARP = 2000.0  # the connector's clocks: a minute of STATE pacing lasts 30 ms
+WARP = 6000.0  # the connector's clocks: 3 minutes of STATE pacing last 30 ms
+RETRY_AFTER_WARP = 2000.0  # slower, so that a kill lands inside a 3000 s Retry-After (1.5 s real)
 
 
 @dataclass
@@ -81,14 +82,18 @@ def mid_records(states: int, records: int) -> Stop:
 
 
 def run_and_kill(
-    connector: Connector, config: dict[str, Any], state: dict[str, Any] | None, stop: Stop | None
+    connector: Connector,
+    config: dict[str, Any],
+    state: dict[str, Any] | None,
+    stop: Stop | None,
+    warp: float = WARP,
 ) -> KilledRun:
     """Run `source-soundlink read`, reading stdout line by line; SIGKILL it as soon as `stop` says so."""
     argv = connector.argv("read", config, catalog(), state)
     stderr_path = connector.workdir / "stderr.txt"
     run = KilledRun()
     with open(stderr_path, "wb") as stderr:
-        command = connector.command(warp=WARP)
+        command = connector.command(warp=warp)
         proc = subprocess.Popen([*command, *argv], stdout=subprocess.PIPE, stderr=stderr)
         try:
             assert proc.stdout is not None
@@ -225,7 +230,7 @@ def test_sigkill_while_the_key_waits_out_a_429_then_resume(sandbox: Sandbox, con
             limited_at.append(time.monotonic())
         return bool(limited_at) and time.monotonic() - limited_at[0] >= 0.5
 
-    killed = run_and_kill(connector, config, None, waiting)
+    killed = run_and_kill(connector, config, None, waiting, warp=RETRY_AFTER_WARP)
     assert killed.returncode == -9
     records, state = killed.committed
     assert state is not None
@@ -243,7 +248,7 @@ def test_sigkill_while_the_key_waits_out_a_429_then_resume(sandbox: Sandbox, con
     )
 
     clear_requests_once_quiet(sandbox)
-    done = run_and_kill(connector, config, state, None)
+    done = run_and_kill(connector, config, state, None, warp=RETRY_AFTER_WARP)
     assert done.returncode == 0, done.stderr[-2000:]
     assert_unique_pks(done.records)
     assert_same_rows(by_pk(records, done.records), sandbox.truth())

@@ -1,8 +1,9 @@
 """Large accounts and hours-long syncs (issue 10, and case 6 of issue 12), over real HTTP against the sandbox.
 
-STATE is paced to one a minute with heartbeats while the sync waits; a 429 holds every request of the key;
-a key whose hourly quota is spent elsewhere fails once. Minutes and hours are warped where a test must
-watch them (helpers.pinned_connector_command; the sandbox's clock too when its rate limiter must follow).
+STATE is paced to one every 3 minutes with a heartbeat after 5 minutes of silence; a 429 holds every
+request of the key; a key whose hourly quota is spent elsewhere fails once. Minutes and hours are warped
+where a test must watch them (helpers.pinned_connector_command; the sandbox's clock too when its rate
+limiter must follow).
 """
 
 from __future__ import annotations
@@ -142,10 +143,11 @@ def test_given_the_hourly_budget_spent_when_the_sync_waits_then_a_state_arrives_
 ) -> None:
     """requests_per_hour 2 and three requests: the third waits about an hour (12 real seconds, warped 300x).
 
-    The connector beats once a (warped) minute; test_state_emitter checks that schedule exactly on a fake
-    clock. Over real pipes a beat can arrive late by the machine's scheduling stalls, which the warp
-    multiplies (0.4 s on a loaded 2-core CI machine is 2 warped minutes), so this test asserts the beats'
-    number over the hour and bounds the longest gap loosely: no beat at all would leave a gap of an hour."""
+    The connector beats after 5 (warped) minutes of silence; test_state_pacer checks that schedule exactly
+    on a fake clock. Over real pipes a beat can arrive late by the machine's scheduling stalls, which the
+    warp multiplies (0.4 s on a loaded 2-core CI machine is 2 warped minutes), so this test asserts the
+    beats' number over the hour and bounds the longest gap loosely: no beat at all would leave a gap of an
+    hour, and metadata.yaml's maxSecondsBetweenMessages is 1,200 s."""
     warp = 300.0
     two = sorted(c.campaign_id for c in sandbox.app.campaign_list() if c.status == "active")[:2]
     config = connector.config(campaign_ids=two, requests_per_hour=2)
@@ -155,13 +157,13 @@ def test_given_the_hourly_budget_spent_when_the_sync_waits_then_a_state_arrives_
     assert returncode == 0, [m.message for m in messages if m.type != "RECORD"][-5:]
     beats = [m for m in messages if m.type in ("RECORD", "STATE")]
     gaps = [(later.at - earlier.at) * warp for earlier, later in itertools.pairwise(beats)]
-    assert max(gaps) <= 240, f"{max(gaps):.0f} warped seconds without a RECORD or STATE"
+    assert max(gaps) <= 600, f"{max(gaps):.0f} warped seconds without a RECORD or STATE"
     waiting = [
         m for m in messages if m.type == "LOG" and "Request budget reached" in m.message["log"]["message"]
     ]
     assert waiting and float(waiting[0].message["log"]["message"].split("waiting ")[1].split(" s")[0]) > 3000
     heartbeats = [s for s in states(messages) if s["sourceStats"]["recordCount"] == 0]
-    assert len(heartbeats) >= 45, "about one STATE per (warped) minute of the hour's wait"
+    assert 9 <= len(heartbeats) <= 13, "one STATE per 5 (warped) minutes of the hour's wait, no more"
     assert_record_counts_exact(messages)
     assert_same_rows(by_pk(records(messages)), [r for cid in two for r in sandbox.truth(cid)])
 
@@ -237,5 +239,5 @@ def test_given_the_hour_spent_by_another_client_when_30_campaigns_sync_then_it_f
     held = [e for e in log if e["time"] > first["time"] + in_flight]
     assert held and held[0] is probe, "after the requests in flight, the probe was the next one"
     assert probe["time"] >= spent_at + 3600 - 1, "the probe left before the first Retry-After had passed"
-    assert len(states(messages)) >= 30, "heartbeats through the hour's wait"
+    assert 9 <= len(states(messages)) <= 20, "heartbeats through the hour's wait, about 20 an hour at most"
     assert_record_counts_exact(messages)

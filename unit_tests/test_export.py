@@ -22,6 +22,7 @@ from airbyte_cdk.test.mock_http import HttpMocker, HttpResponse
 from source_soundlink.config import SoundlinkConfig, today_utc
 from source_soundlink.engagement import EngagementExport, SyncFailed
 from source_soundlink.engagement.cursor import CampaignState
+from source_soundlink.engagement.state_pacer import STATE_INTERVAL_S
 from source_soundlink.source import SourceSoundlink
 from unit_tests import builders as b
 from unit_tests.builders import BASE_URL
@@ -49,7 +50,7 @@ def test_backfill_requests_windows_of_at_most_90_inclusive_days(http_mocker: Htt
             "report_date": "2026-07-10",
         }
     }
-    # STATE is throttled (state_emitter.py): a sync this short emits only its final one.
+    # STATE is paced (state_pacer.py): a sync this short emits only its final one.
     assert len(output.state_messages) == 1
 
 
@@ -365,7 +366,7 @@ def export_callback(fake: FakeTime, seconds_per_request: float, log: list[tuple[
     return answer
 
 
-def test_given_windows_of_25_s_when_read_then_state_is_throttled_to_a_minute_and_never_ahead_of_data(
+def test_given_windows_of_75_s_when_read_then_state_is_paced_to_3_minutes_and_never_ahead_of_data(
     monkeypatch: Any,
 ) -> None:
     fake, requests_log = FakeTime(), []
@@ -374,16 +375,16 @@ def test_given_windows_of_25_s_when_read_then_state_is_throttled_to_a_minute_and
     }
     with requests_mock.Mocker() as mocker:
         mocker.get(f"{BASE_URL}/v1/campaigns", json=listing)
-        mocker.get(b.EXPORT, content=export_callback(fake, 25, requests_log))
+        mocker.get(b.EXPORT, content=export_callback(fake, 75, requests_log))
         messages, failure = run_export(
             b.config(end_date="2026-04-30", window_size_days=10), fake, monkeypatch
         )
 
     assert failure is None and len(requests_log) == 12  # 120 days in windows of 10
     states = [(at, i, m["state"]) for i, (at, m) in enumerate(messages) if m["type"] == "STATE"]
-    assert 3 <= len(states) <= 6, "one STATE a minute of 300 s, and the final one, not one per window"
+    assert 4 <= len(states) <= 6, "one STATE per 3 minutes of 900 s, and the final one, not one per window"
     paced = [at for at, _, _ in states[:-1]]
-    assert all(later - earlier >= 60 for earlier, later in itertools.pairwise(paced))
+    assert all(later - earlier >= STATE_INTERVAL_S for earlier, later in itertools.pairwise(paced))
     records = [m["record"]["data"] for _, m in messages if m["type"] == "RECORD"]
     for _, index, state in states:
         covered = state["stream"]["stream_state"]["campaigns"].get("camp_a", {})

@@ -6,7 +6,7 @@ checkpoints per-partition state that cannot express our cursor (cursor.py). The 
 worker per campaign in flight reads its windows in order and queues records, then a checkpoint per
 complete window, then a completion sentinel; the consumer, the only writer of the stream state, turns
 checkpoints into STATE, so STATE always follows the records it covers and carries their exact count.
-state_emitter.py decides when a STATE goes out (throttled, heartbeats while the sync waits); the campaign
+state_pacer.py decides when a STATE goes out (paced, rare heartbeats while the sync waits); the campaign
 listing runs on a worker too, so the consumer can heartbeat while it pages or waits.
 
 The pieces: campaigns.py lists the campaigns, cursor.py decides each campaign's first day and its next
@@ -34,12 +34,10 @@ from source_soundlink.engagement.campaigns import NDJSON, Campaign, export_path,
 from source_soundlink.engagement.cursor import CampaignState
 from source_soundlink.engagement.jsonl_decoder import JsonlDecoder
 from source_soundlink.engagement.partitioner import DateSlicingPartitioner, Window
-from source_soundlink.engagement.state_emitter import HEARTBEAT_S, STATE_INTERVAL_S, StateEmitter
+from source_soundlink.engagement.state_pacer import HEARTBEAT_S, LONG_WAIT_S, STATE_INTERVAL_S, StatePacer
 from source_soundlink.errors import CONFIG_ERROR, SYSTEM_ERROR, SoundlinkError
 
 _DONE = object()  # a worker's completion sentinel
-_FLUSH = object()  # a worker starts a long wait: checkpoint what is complete before it
-LONG_WAIT_S = 10.0  # a wait at least this long flushes the state first
 
 
 class SyncFailed(Exception):
@@ -72,6 +70,11 @@ class _Checkpoint:
 
 
 @dataclass
+class _Waiting:
+    seconds: float  # a worker starts a wait this long (budget, Retry-After, backoff)
+
+
+@dataclass
 class _Listed:
     campaigns: list[Campaign] | None  # None: the listing failed with `error`
     error: SoundlinkError | None = None
@@ -95,7 +98,7 @@ class EngagementExport:
         heartbeat_s: float = HEARTBEAT_S,
     ) -> None:
         """`clock` (default time.monotonic) times the request budget's waits and, with `state_interval_s`
-        and `heartbeat_s`, the STATE pacing (state_emitter.py); tests pass fake or shortened ones."""
+        and `heartbeat_s`, the STATE pacing (state_pacer.py); tests pass fake or shortened ones."""
         self.config = config
         self._debug = debug
         self._clock = clock or time.monotonic
@@ -124,7 +127,7 @@ class EngagementExport:
         stream = protocol.ENGAGEMENT_STREAM
         started = time.monotonic()
         yield protocol.stream_status(stream, "STARTED")
-        emitter = StateEmitter(*self._state_pacing, clock=self._clock)
+        pacer = StatePacer(*self._state_pacing, clock=self._clock)
         listing_error: SoundlinkError | None = None
         running_sent = False
         pending = 1  # tasks whose _DONE has not arrived: the listing, then one per campaign
@@ -133,7 +136,7 @@ class EngagementExport:
             try:
                 while pending:
                     try:
-                        item = self._out.get(timeout=max(0.0, emitter.seconds_until_due()))
+                        item = self._out.get(timeout=max(0.0, pacer.seconds_until_due()))
                     except queue.Empty:
                         item = None  # nothing arrived: a heartbeat or a deferred checkpoint may be due
                     force = False
@@ -145,16 +148,16 @@ class EngagementExport:
                         if not running_sent:
                             running_sent = True
                             yield protocol.stream_status(stream, "RUNNING")
-                        emitter.records(item.count)
+                        pacer.records(item.count)
                         yield item.data
                     elif type(item) is _Checkpoint:
                         with self._lock:
                             self._state[item.campaign_id] = item.campaign_state
                             self.stats["windows"] += 1
                             self.stats["rows"] += item.rows
-                        emitter.checkpoint()
-                    elif item is _FLUSH:
-                        force = emitter.changed
+                        pacer.checkpoint()
+                    elif type(item) is _Waiting:
+                        force = pacer.waiting(item.seconds)
                     elif type(item) is _Listed:
                         if item.campaigns is None:
                             listing_error = item.error
@@ -165,8 +168,8 @@ class EngagementExport:
                             pending += len(item.campaigns)
                     else:
                         yield item
-                    if force or emitter.due():
-                        yield self._state_message(emitter.emitted())
+                    if force or pacer.due():
+                        yield self._state_message(pacer.emitted())
             finally:
                 self._consumer_gone.set()  # a consumer that stops early must not leave workers blocked
                 self._cancelled.set()
@@ -176,7 +179,7 @@ class EngagementExport:
         if listing_error is not None:  # no campaign was read: the state handed in stands
             yield protocol.stream_status(stream, "INCOMPLETE")
             raise SyncFailed([listing_error])
-        yield self._state_message(emitter.emitted())  # the end, or before the failure's trace
+        yield self._state_message(pacer.emitted())  # the end, or before the failure's trace
         if self._errors:
             yield protocol.stream_status(stream, "INCOMPLETE")
             raise SyncFailed(self._errors)
@@ -186,7 +189,7 @@ class EngagementExport:
             "INFO",
             f"Sync summary: {s['rows']} rows from {s['windows']} windows of {s['campaigns']} campaigns "
             f"({s['settled']} settled, {s['idle']} with nothing new) in {seconds:.1f} s; "
-            f"{s['export_requests']} export requests, {emitter.emitted_states} STATE messages.",
+            f"{s['export_requests']} export requests, {pacer.emitted_states} STATE messages.",
         )
         yield protocol.stream_status(stream, "COMPLETE")
 
@@ -335,10 +338,10 @@ class EngagementExport:
     def _wait(self, seconds: float) -> None:
         """Sleep (budget, Retry-After, backoff) unless the sync is cancelled: a refused key or a consumer
         that stopped must not keep workers waiting for up to an hour. Before a long wait, the consumer
-        checkpoints what is complete (this worker's windows before it included): a sync killed during the
-        wait then resumes after them. The consumer heartbeats while workers wait."""
+        checkpoints what is complete (this worker's windows before it included; state_pacer.py decides):
+        a sync killed during the wait then resumes after them. The consumer heartbeats while workers wait."""
         if seconds >= LONG_WAIT_S:
-            self._put(_FLUSH)
+            self._put(_Waiting(seconds))
         self._sleep(seconds)
 
     def _sleep(self, seconds: float) -> None:
