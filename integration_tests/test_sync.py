@@ -183,6 +183,27 @@ def test_campaign_ids_filter_syncs_only_those_campaigns(sandbox: Sandbox, connec
     assert set(run.state["campaigns"]) == set(wanted)
 
 
+def test_given_three_campaign_ids_and_an_unknown_one_when_synced_then_three_advance_and_the_failure_names_it(
+    sandbox: Sandbox, connector: Connector
+) -> None:
+    real = [multi_window_campaign(sandbox), campaign_by_status(sandbox, "ended")]
+    real.append(next(c["campaignId"] for c in sandbox.campaigns() if c["campaignId"] not in real))
+    unknown = "camp_does_not_exist"
+
+    run = connector.read(connector.config(campaign_ids=[real[0], unknown, *real[1:]]))
+
+    error = run.assert_failed("config_error")
+    assert f"campaign {unknown}" in error["message"] and "remove it from campaign_ids" in error["message"]
+    assert not any(cid in error["message"] for cid in real)
+    assert_exact(run.records, [row for cid in real for row in sandbox.truth(cid)])
+    assert {r.campaign_id for r in export_requests(sandbox)} == set(real)
+    for cid in real:  # each one's state advanced past its last row: the next sync does not read it again
+        last_row = max(row["report_date"] for row in sandbox.truth(cid))
+        assert campaign_state(run.state, cid)["through"] >= last_row
+    assert unknown not in run.state["campaigns"]
+    assert run.stream_statuses[-1] == "INCOMPLETE"
+
+
 def test_campaign_without_rows_does_not_reread_its_history(sandbox: Sandbox, connector: Connector) -> None:
     today = sandbox.app.today()
     quiet = sandbox.add_campaign(created_days_ago=60, campaign_duration=90, rows_per_day=0)["campaignId"]

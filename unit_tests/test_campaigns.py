@@ -17,16 +17,22 @@ from unit_tests.builders import BASE_URL
 
 
 @HttpMocker()
-def test_campaign_ids_restrict_the_sync_and_a_missing_one_is_named(http_mocker: HttpMocker = None) -> None:
+def test_given_campaign_ids_with_an_unknown_one_when_synced_then_the_others_sync_and_the_failure_names_it(
+    http_mocker: HttpMocker = None,
+) -> None:
     http_mocker.get(b.campaigns_request(), b.campaigns_response([b.campaign("camp_a")]))
     http_mocker.get(
         HttpRequest(f"{BASE_URL}/v1/campaigns/camp_gone"),
         b.error_response(404, "campaign_not_found", "req-404"),
     )
+    rows = b.daily_rows("camp_a", "2026-01-01", "2026-01-05")
+    http_mocker.get(b.export_request("camp_a", "2026-01-01", "2026-01-05"), b.jsonl_response(rows))
 
     output = b.read_source(b.config(campaign_ids=["camp_a", "camp_gone"], end_date="2026-01-05"))
 
-    assert output.records == []
+    assert len(output.records) == len(rows)
+    assert b.final_state(output)["campaigns"]["camp_a"]["through"] == "2026-01-05"
+    assert len(output.errors) == 1
     error = output.errors[-1].trace.error
     assert error.failure_type == FailureType.config_error
     assert "campaign camp_gone" in error.message and "req-404" in error.message

@@ -51,8 +51,16 @@ class Campaign:
         return self.status in TERMINAL_STATUSES
 
 
-def resolve_campaigns(client: SoundlinkClient, config: SoundlinkConfig, log: Logger) -> list[Campaign]:
-    """The campaigns to sync: all the key can list, or the configured campaign_ids (each one checked)."""
+def resolve_campaigns(
+    client: SoundlinkClient,
+    config: SoundlinkConfig,
+    log: Logger,
+    unknown: list[SoundlinkError] | None = None,
+) -> list[Campaign]:
+    """The campaigns to sync: all the key can list, or the configured campaign_ids (each one checked).
+
+    A configured id Soundlink does not know (404 campaign_not_found: a typo, a deleted campaign) raises,
+    unless `unknown` is given: a sync collects those errors there and syncs the other campaigns first."""
     wanted = config.campaign_ids
     try:
         listed = _list_campaigns(client)
@@ -68,8 +76,15 @@ def resolve_campaigns(client: SoundlinkClient, config: SoundlinkConfig, log: Log
     if not wanted:
         return list({c.campaign_id: c for c in listed}.values())  # a page drift could repeat one
     by_id = {c.campaign_id: c for c in listed}
-    # An id the listing lacks gets its own lookup, whose 404 campaign_not_found names it.
-    return [by_id.get(cid) or _campaign(client, cid) for cid in wanted]
+    campaigns = []
+    for cid in wanted:
+        try:  # an id the listing lacks gets its own lookup, whose 404 campaign_not_found names it
+            campaigns.append(by_id.get(cid) or _campaign(client, cid))
+        except SoundlinkError as error:
+            if unknown is None or error.code != "campaign_not_found":
+                raise
+            unknown.append(error)
+    return campaigns
 
 
 def _list_campaigns(client: SoundlinkClient) -> list[Campaign]:

@@ -219,7 +219,10 @@ class EngagementExport:
             self._out.put(_DONE)
 
     def _campaigns(self) -> list[Campaign]:
-        campaigns = resolve_campaigns(self.client, self.config, self._log)
+        unknown: list[SoundlinkError] = []
+        campaigns = resolve_campaigns(self.client, self.config, self._log, unknown)
+        for error in unknown:  # named in the sync's failure, after the other campaigns are synced
+            self._fail(error)
         server_today = self.client.server_today
         if server_today is not None and server_today < self.config.today:
             # The host's clock is ahead of Soundlink's (seconds around midnight UTC are enough): a
