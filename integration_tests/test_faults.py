@@ -13,8 +13,10 @@ separate queues) aims the real fault at the 2nd window: a 10 ms slow_first_byte 
 from __future__ import annotations
 
 import itertools
+import re
 import time
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +32,7 @@ from helpers import (
     export_requests,
     multi_window_campaign,
     pk,
+    utc_today,
     window_label,
 )
 from soundlink_sandbox import Sandbox
@@ -260,6 +263,52 @@ def test_5xx_forever_fails_after_bounded_attempts(sandbox: Sandbox, connector: C
     assert_same_rows(by_pk(run.records, again.records), truth_of(sandbox, aimed, bystander))
     resumed = min(r.start for r in export_requests(sandbox, aimed)[len(requests) :])
     assert resumed == first[1] - timedelta(days=7)
+
+
+def test_given_an_export_outage_over_120_campaigns_when_synced_then_a_few_dozen_requests_and_one_short_error(
+    tmp_path: Path,
+) -> None:
+    """The first 10 exports answer, then every export answers 503: the sync stops starting windows after a
+    few failed campaigns instead of spending 5 attempts on each of the 120, checkpoints the 10 windows,
+    and fails once, as transient, with one short message."""
+    with Sandbox(
+        today=utc_today(), campaigns=120, rows_per_day=1, rate_limit_per_minute=0, rate_limit_per_hour=0,
+        cache_mb=16,
+    ) as sandbox:  # fmt: skip
+        connector = Connector(sandbox, tmp_path)
+        sandbox.add_faults(
+            [
+                {"kind": "slow_first_byte", "delay": 0.01, "times": 10},
+                {"kind": "server_error", "status": 503, "code": "unavailable", "times": 100_000},
+            ]
+        )
+        run = connector.read(command=connector.command(warp=20.0))  # backoff waits of 1, 2, 4, 8 s
+        requests = export_requests(sandbox)
+        truth = {cid: sandbox.truth(cid) for cid in {r.campaign_id for r in requests}}
+
+    error = run.assert_failed("transient_error")
+    answered = [r for r in requests if r.status == 200]
+    failed = [r for r in requests if r.status == 503]
+    assert len(answered) == 10 and len(requests) <= 36, f"{len(requests)} export requests"
+    message = error["message"]
+    assert len(message) <= 2000, len(message)
+    assert message.startswith("Soundlink's export service kept failing (HTTP 503 unavailable)")
+    named = re.findall(r"campaign \S+, window \S+ \(HTTP 503 unavailable, requestId ([0-9a-f-]+)\)", message)
+    assert len(named) >= 2, message
+    assert set(named) <= {r.request_id for r in failed}
+    assert "left unfinished or not started for the next sync" in message and "retry later" in message
+    # The windows answered before the outage are emitted exactly once and checkpointed.
+    expected = [
+        row
+        for r in answered
+        for row in truth[r.campaign_id]
+        if r.start.isoformat() <= row["report_date"] <= r.end.isoformat()
+    ]
+    assert_unique_pks(run.records)
+    assert_same_rows(by_pk(run.records), expected)
+    for r in answered:
+        assert campaign_state(run.state, r.campaign_id)["through"] >= r.end.isoformat()
+    assert sum(s["sourceStats"]["recordCount"] for s in run.state_messages) == len(run.records)
 
 
 def window_rows(sandbox: Sandbox, campaign_id: str, start: date, end: date) -> list[dict[str, Any]]:

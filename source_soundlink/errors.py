@@ -104,6 +104,7 @@ class SoundlinkError(Exception):
     status: int | None = None
     code: str | None = None
     rows_emitted: int = 0  # rows of the failing window already emitted (a window split must not repeat them)
+    where: str | None = None  # the campaign and window it concerns, for a summary of many failures
 
     def __str__(self) -> str:
         return self.message

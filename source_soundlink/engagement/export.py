@@ -32,28 +32,13 @@ from source_soundlink.config import SoundlinkConfig
 from source_soundlink.engagement import cursor
 from source_soundlink.engagement.campaigns import NDJSON, Campaign, export_path, resolve_campaigns
 from source_soundlink.engagement.cursor import CampaignState
+from source_soundlink.engagement.failures import TRIP_AFTER, OutageBreaker, SyncFailed
 from source_soundlink.engagement.jsonl_decoder import JsonlDecoder
 from source_soundlink.engagement.partitioner import DateSlicingPartitioner, Window
 from source_soundlink.engagement.state_pacer import HEARTBEAT_S, LONG_WAIT_S, STATE_INTERVAL_S, StatePacer
-from source_soundlink.errors import CONFIG_ERROR, SYSTEM_ERROR, SoundlinkError
+from source_soundlink.errors import SYSTEM_ERROR, SoundlinkError
 
 _DONE = object()  # a worker's completion sentinel
-
-
-class SyncFailed(Exception):
-    """The sync could not complete; `errors` say why. State already emitted stays valid."""
-
-    def __init__(self, errors: list[SoundlinkError]) -> None:
-        self.errors = errors
-        first = errors[0]
-        self.failure_type = (
-            CONFIG_ERROR if any(e.failure_type == CONFIG_ERROR for e in errors) else first.failure_type
-        )
-        if len(errors) == 1:
-            message = first.message
-        else:
-            message = f"{len(errors)} campaigns failed: " + " | ".join(e.message for e in errors)
-        super().__init__(message)
 
 
 @dataclass
@@ -110,6 +95,7 @@ class EngagementExport:
         self._state = cursor.campaign_states(stream_state)
         self._lock = threading.Lock()
         self._errors: list[SoundlinkError] = []
+        self._breaker = OutageBreaker()
         self._partitioner = DateSlicingPartitioner(config.window_size_days)
         self._decoder = JsonlDecoder(
             self._fetch,
@@ -120,6 +106,7 @@ class EngagementExport:
             backoff_base_s,
         )
         self.stats = {"rows": 0, "windows": 0, "export_requests": 0, "campaigns": 0, "settled": 0, "idle": 0}
+        self.stats["stopped"] = 0  # campaigns a cancel or the outage breaker stopped
 
     # -- the generator the entrypoints consume ---------------------------------------------------------
 
@@ -182,7 +169,7 @@ class EngagementExport:
         yield self._state_message(pacer.emitted())  # the end, or before the failure's trace
         if self._errors:
             yield protocol.stream_status(stream, "INCOMPLETE")
-            raise SyncFailed(self._errors)
+            raise SyncFailed(self._breaker.report(self._errors, self.stats["stopped"]))
         seconds = time.monotonic() - started
         s = self.stats
         yield protocol.log(
@@ -241,7 +228,8 @@ class EngagementExport:
         try:
             self._sync_campaign(campaign)
         except _Cancelled:
-            pass
+            with self._lock:
+                self.stats["stopped"] += 1  # left (or left unfinished) for the next sync
         except SoundlinkError as error:
             self._fail(error)
         except Exception as exc:  # a bug must still fail the sync loudly, with the campaign named
@@ -258,6 +246,13 @@ class EngagementExport:
             self._errors.append(error)
         if error.key_refused:
             self._cancelled.set()  # the key itself is refused: every other campaign would fail the same way
+        elif self._breaker.failure(error):  # an outage: every other window would cost its retries too
+            self._log(
+                "WARN",
+                f"{TRIP_AFTER} windows of different campaigns failed in a row ({error.message}); "
+                "Soundlink's export service seems down: no new window starts.",
+            )
+            self._cancelled.set()
 
     def _sync_campaign(self, campaign: Campaign) -> None:
         with self._lock:
@@ -295,6 +290,7 @@ class EngagementExport:
             try:
                 progress = self._decoder.read_window(window)
             except SoundlinkError as error:
+                error.where = error.where or str(window)
                 if windows.split(window, error):
                     self._log(
                         "WARN",
@@ -303,6 +299,7 @@ class EngagementExport:
                     )
                     continue
                 raise
+            self._breaker.success()
             if cursor.late_delivery(state, planned, window, progress):
                 return False
             state = cursor.after_window(campaign, state, window, progress, self.config)
