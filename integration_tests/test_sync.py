@@ -79,6 +79,30 @@ def test_full_refresh_is_exact_and_requests_are_documented(sandbox: Sandbox, con
     assert len(long_one) == 2 and (long_one[0][1] - long_one[0][0]).days == 89
 
 
+def test_given_a_sync_of_many_windows_when_read_then_every_estimate_is_the_sync_total_never_below_the_rows(
+    sandbox: Sandbox, connector: Connector
+) -> None:
+    """The platform keeps only the latest ESTIMATE: each one must be the whole sync's expected rows."""
+    run = connector.read(connector.config(window_size_days=30)).assert_ok()
+
+    emitted, estimates = 0, []
+    for message in run.messages:
+        if message["type"] == "RECORD":
+            emitted += 1
+        elif message["type"] == "TRACE" and message["trace"]["type"] == "ESTIMATE":
+            estimate = message["trace"]["estimate"]
+            assert estimate["name"] == ENGAGEMENT and estimate["type"] == "STREAM"
+            assert estimate["row_estimate"] >= emitted, f"{estimate} after {emitted} records"
+            estimates.append(estimate)
+    windows = [r for r in export_requests(sandbox) if r.status == 200]
+    assert len(windows) > 10 and len(estimates) > 1
+    assert estimates[-1]["row_estimate"] == emitted == len(sandbox.truth())
+    records = [line for line in run.stdout.splitlines() if line.startswith(b'{"type":"RECORD"')]
+    data_start = len(b'{"type":"RECORD","record":{"stream":"%s","data":' % ENGAGEMENT.encode())
+    data_bytes = sum(line.rindex(b',"emitted_at":') - data_start for line in records)
+    assert estimates[-1]["byte_estimate"] == data_bytes, "the rows' data bytes, without the envelopes"
+
+
 def test_bearer_auth_sends_only_the_authorization_header(sandbox: Sandbox, connector: Connector) -> None:
     run = connector.read(connector.config(auth_header="bearer"), sync_mode="full_refresh").assert_ok()
 

@@ -65,14 +65,26 @@ def stream_status(stream: str, status: str) -> bytes:
     )
 
 
-def estimate(stream: str, row_estimate: int) -> bytes:
+def record_overhead(stream: str) -> int:
+    """The bytes a RECORD message of record_chunk() adds around one row's data (the 13 digits of
+    emitted_at hold until the year 2286)."""
+    prefix, middle = record_envelope(stream)
+    return len(prefix) + len(middle) + len(str(now_ms())) + len(b"}}\n")
+
+
+def estimate(stream: str, row_estimate: int, byte_estimate: int) -> bytes:
     return _line(
         {
             "type": "TRACE",
             "trace": {
                 "type": "ESTIMATE",
                 "emitted_at": float(now_ms()),
-                "estimate": {"name": stream, "type": "STREAM", "row_estimate": row_estimate},
+                "estimate": {
+                    "name": stream,
+                    "type": "STREAM",
+                    "row_estimate": row_estimate,
+                    "byte_estimate": byte_estimate,
+                },
             },
         }
     )

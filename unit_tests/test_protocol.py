@@ -58,7 +58,7 @@ def test_every_message_builder_is_accepted_by_the_protocol_models() -> None:
             protocol.state(protocol.ENGAGEMENT_STREAM, {"state_version": 1, "campaigns": {}}, 2),
             protocol.log("INFO", "hello"),
             protocol.stream_status(protocol.ENGAGEMENT_STREAM, "STARTED"),
-            protocol.estimate(protocol.ENGAGEMENT_STREAM, 10),
+            protocol.estimate(protocol.ENGAGEMENT_STREAM, 10, 4096),
             protocol.error_trace("boom", "config_error", stream=protocol.ENGAGEMENT_STREAM),
         ]
     )

@@ -32,6 +32,7 @@ from source_soundlink.config import SoundlinkConfig
 from source_soundlink.engagement import cursor
 from source_soundlink.engagement.campaigns import NDJSON, Campaign, export_path, resolve_campaigns
 from source_soundlink.engagement.cursor import CampaignState
+from source_soundlink.engagement.estimate import SyncEstimate
 from source_soundlink.engagement.failures import TRIP_AFTER, OutageBreaker, SyncFailed
 from source_soundlink.engagement.jsonl_decoder import JsonlDecoder
 from source_soundlink.engagement.partitioner import DateSlicingPartitioner, Window
@@ -52,6 +53,12 @@ class _Checkpoint:
     campaign_id: str
     campaign_state: CampaignState
     rows: int
+
+
+@dataclass
+class _Announced:
+    rows: int  # a window's change to the sync's expected rows (estimate.py)
+    body_bytes: int
 
 
 @dataclass
@@ -100,7 +107,7 @@ class EngagementExport:
         self._decoder = JsonlDecoder(
             self._fetch,
             lambda data, count: self._put(_Records(data, count)),
-            self._put,
+            self._announce,
             self._log,
             lambda seconds: self._wait(seconds),
             backoff_base_s,
@@ -115,6 +122,8 @@ class EngagementExport:
         started = time.monotonic()
         yield protocol.stream_status(stream, "STARTED")
         pacer = StatePacer(*self._state_pacing, clock=self._clock)
+        estimate = SyncEstimate(self._clock)  # the workers announce windows; the sum is kept here
+        overhead = protocol.record_overhead(stream)
         listing_error: SoundlinkError | None = None
         running_sent = False
         pending = 1  # tasks whose _DONE has not arrived: the listing, then one per campaign
@@ -136,7 +145,16 @@ class EngagementExport:
                             running_sent = True
                             yield protocol.stream_status(stream, "RUNNING")
                         pacer.records(item.count)
+                        estimate.records(item.count, len(item.data) - item.count * overhead)
                         yield item.data
+                        due = estimate.due()
+                        if due:
+                            yield protocol.estimate(stream, *due)
+                    elif type(item) is _Announced:
+                        estimate.announced(item.rows, item.body_bytes)
+                        due = estimate.due()
+                        if due:
+                            yield protocol.estimate(stream, *due)
                     elif type(item) is _Checkpoint:
                         with self._lock:
                             self._state[item.campaign_id] = item.campaign_state
@@ -166,6 +184,9 @@ class EngagementExport:
         if listing_error is not None:  # no campaign was read: the state handed in stands
             yield protocol.stream_status(stream, "INCOMPLETE")
             raise SyncFailed([listing_error])
+        final = estimate.final()  # the rows emitted: what the platform's progress bar ends at
+        if final:
+            yield protocol.estimate(stream, *final)
         yield self._state_message(pacer.emitted())  # the end, or before the failure's trace
         if self._errors:
             yield protocol.stream_status(stream, "INCOMPLETE")
@@ -324,6 +345,10 @@ class EngagementExport:
         return protocol.state(protocol.ENGAGEMENT_STREAM, stream_state, record_count)
 
     # -- output ------------------------------------------------------------------------------------------
+
+    def _announce(self, rows: int, body_bytes: int) -> None:
+        with contextlib.suppress(_Cancelled):  # the consumer is gone: nobody needs the estimate
+            self._put(_Announced(rows, body_bytes))
 
     def _put(self, item: Any) -> None:
         while True:

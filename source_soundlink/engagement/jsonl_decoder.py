@@ -55,6 +55,7 @@ class WindowProgress:
     ended_since: str | None = None  # first report_date of the trailing run of `ended` rows
     saw_not_ended: bool = False
     request_id: str | None = None
+    announced: int = 0  # rows this window added to the sync's estimate (X-Row-Count, then the real count)
 
 
 class _BodyCut(Exception):
@@ -63,21 +64,22 @@ class _BodyCut(Exception):
 
 class JsonlDecoder:
     """Reads export windows: `fetch` sends the request, `emit_records` takes RECORD bytes and their row
-    count, `emit` takes other messages (estimates), `wait` sleeps between attempts (a cancelled sync
-    interrupts it)."""
+    count, `announce` takes the change a window makes to the sync's expected rows and body bytes (its
+    X-Row-Count and Content-Length, corrected to the rows it emitted when it ends; the consumer sums them
+    into the ESTIMATE), `wait` sleeps between attempts (a cancelled sync interrupts it)."""
 
     def __init__(
         self,
         fetch: Callable[[Window], requests.Response],
         emit_records: Callable[[bytes, int], None],
-        emit: Callable[[bytes], None],
+        announce: Callable[[int, int], None],
         log: Logger,
         wait: Callable[[float], None],
         backoff_base_s: float = 1.0,
     ) -> None:
         self._fetch = fetch
         self._emit_records = emit_records
-        self._emit = emit
+        self._announce = announce
         self._log = log
         self._wait = wait
         self._backoff_base_s = backoff_base_s
@@ -86,6 +88,14 @@ class JsonlDecoder:
     def read_window(self, window: Window) -> WindowProgress:
         """Emit every row of `window` once, re-fetching a cut body; raise SoundlinkError if it cannot."""
         progress = WindowProgress()
+        try:
+            self._read_attempts(window, progress)
+        finally:  # the window counts for the rows it emitted, whatever it announced
+            if progress.rows_emitted != progress.announced:
+                self._announce(progress.rows_emitted - progress.announced, 0)
+        return progress
+
+    def _read_attempts(self, window: Window, progress: WindowProgress) -> None:
         started = time.monotonic()
         for attempt in range(1, MAX_BODY_ATTEMPTS + 1):
             try:
@@ -120,7 +130,6 @@ class JsonlDecoder:
             f"{window}: {progress.rows_emitted} rows in {time.monotonic() - started:.1f} s "
             f"(requestId {progress.request_id or 'not given'}).",
         )
-        return progress
 
     def _stream_body(self, response: requests.Response, window: Window, progress: WindowProgress) -> None:
         """Emit the body's rows not emitted yet; raise _BodyCut if the connection breaks mid-body."""
@@ -136,8 +145,11 @@ class JsonlDecoder:
         announced = _row_count(response.headers.get("X-Row-Count"))
         if announced is None:
             self._log("WARN", f"{window}: no X-Row-Count header; the body's completeness cannot be checked.")
-        else:
-            self._emit(protocol.estimate(protocol.ENGAGEMENT_STREAM, announced))
+        elif announced != progress.announced:  # a re-fetch after a cut announces the same rows again
+            identity = response.headers.get("Content-Encoding", "identity") == "identity"
+            body_bytes = _row_count(response.headers.get("Content-Length")) if identity else None
+            self._announce(announced - progress.announced, body_bytes or 0)
+            progress.announced = announced
         chunks = response.raw.stream(CHUNK_BYTES, decode_content=True)
         pending = b""
         line_no = 0
