@@ -8,7 +8,9 @@ after one untimed counted run of each (warm-up + exact record count).
         [--memory] [--concurrency] [--requests] [--scale] [--all]
 
 --scale: large accounts (100, 1,000 and 10,000 campaigns, about 90 % of them settled): a backfill and an
-incremental sync each, with wall time, peak RSS, export requests and the STATE output.
+incremental sync each, with wall time, peak RSS, export requests and the STATE output; then a backfill of
+3,000 campaigns bound by the default request budget, on a clock sped up 120x for 3 hours: STATE messages
+and bytes per hour, and what a 10,000-campaign account writes per hour and per day.
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 from harness import (
     BIN,
     DEFAULT_KEY,
@@ -477,6 +482,107 @@ def scale(bench: Bench) -> None:
     bench.results["scale"] = {"rows": rows, "pass": not failures}
 
 
+# The connector's `run()` with its clocks sped up `factor` times (the first argument): time.monotonic runs
+# faster, time.sleep and Condition.wait (Event.wait, Queue.get with a timeout) last 1/factor as long. The
+# request budget, Retry-After waits and the STATE pacing all run on these, so hours pass in seconds.
+WARP_BOOTSTRAP = """
+import sys, threading, time
+factor = float(sys.argv.pop(1))
+real_monotonic, real_sleep, real_wait = time.monotonic, time.sleep, threading.Condition.wait
+origin = real_monotonic()
+time.monotonic = lambda: origin + (real_monotonic() - origin) * factor
+time.sleep = lambda seconds: real_sleep(max(0.0, seconds) / factor)
+threading.Condition.wait = lambda self, timeout=None: real_wait(self, timeout and timeout / factor)
+from source_soundlink.run import run
+run()
+"""
+BUDGET_STATES_PER_HOUR = 20  # a budget-bound sync's STATE messages per hour, at most (issue 15)
+
+
+def budget_bound(bench: Bench) -> None:
+    """A backfill bound by the default budget (60/min, 600/h) for a few warped hours: STATE per hour."""
+    n, hours, warp = bench.args.budget_campaigns, bench.args.budget_hours, bench.args.budget_warp
+    print(
+        f"\n== budget-bound backfill: {n:,} campaigns of a large account, the default budget (600/h), "
+        f"{hours} hours on a clock sped up {warp:g}x"
+    )
+    if bench.args.connector_cmd:
+        print("  skipped: it warps the connector's clocks in-process, so it runs this checkout's code only")
+        return
+    flags = ["--campaigns", str(n), "--account-mix", "large", "--rows-per-day", "1", *UNLIMITED]
+    with bench.sandbox(*flags) as sb:  # the sandbox's own limiter runs on real time: off
+        cfg = write_json(bench.tmp / "budget.json", {"api_key": DEFAULT_KEY, "base_url": sb.base_url})
+        cat = write_json(bench.tmp / "catalog-incremental.json", catalog("incremental"))
+        argv = [sys.executable, "-c", WARP_BOOTSTRAP, str(warp), "read", "--config", str(cfg)]
+        sb.clear()
+        states, records = timed_states([*argv, "--catalog", str(cat)], hours * 3600 / warp, warp)
+        exports = len(sb.exports_seen())
+    per_hour = [[size for at, size, _ in states if h * 3600 <= at < (h + 1) * 3600] for h in range(hours)]
+    last = states[-1][2] if states else {}
+    campaigns_in_state = len(last.get("stream", {}).get("stream_state", {}).get("campaigns", {}))
+    last_bytes = states[-1][1] if states else 0
+    per_campaign = last_bytes / campaigns_in_state if campaigns_in_state else 0.0
+    table(
+        ["hour", "STATE msgs", "STATE bytes", "mean STATE bytes"],
+        [[h + 1, len(sizes), sum(sizes), round(sum(sizes) / len(sizes)) if sizes else 0]
+         for h, sizes in enumerate(per_hour)],
+    )  # fmt: skip
+    most = max((len(sizes) for sizes in per_hour), default=0)
+    at_10k = most * per_campaign * 10_000
+    print(
+        f"  {exports:,} export requests, {records:,} records; the last STATE holds {campaigns_in_state:,} "
+        f"campaigns, {per_campaign:.0f} B each"
+    )
+    print(
+        f"  at 10,000 campaigns (computed: {most} STATE/h x {per_campaign:.0f} B x 10,000): "
+        f"{at_10k / 1e6:.1f} MB/h, {24 * at_10k / 1e6:.0f} MB/day"
+    )
+    ok = 0 < most <= BUDGET_STATES_PER_HOUR
+    print(f"  target: at most {BUDGET_STATES_PER_HOUR} STATE messages in any hour -> {verdict(ok)}")
+    if not ok:
+        bench.fail(f"budget-bound: {most} STATE messages in an hour (target <= {BUDGET_STATES_PER_HOUR})")
+    bench.results["budget_bound"] = {
+        "campaigns": n,
+        "warp": warp,
+        "export_requests": exports,
+        "records": records,
+        "states_per_hour": [len(sizes) for sizes in per_hour],
+        "state_bytes_per_hour": [sum(sizes) for sizes in per_hour],
+        "state_bytes_per_campaign": round(per_campaign, 1),
+        "computed_10k_bytes_per_hour": round(at_10k),
+        "pass": ok,
+    }
+
+
+def timed_states(
+    argv: list[str], real_s: float, warp: float
+) -> tuple[list[tuple[float, int, dict[str, Any]]], int]:
+    """Run argv for `real_s` seconds, then kill it: each STATE's (warped second, size, state), records."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    started = time.monotonic()
+    states: list[tuple[float, int, dict[str, Any]]] = []
+    counts = {"records": 0}
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith(b'{"type":"RECORD"'):
+                counts["records"] += 1
+            elif line.startswith(b'{"type":"STATE"'):
+                at = (time.monotonic() - started) * warp
+                states.append((at, len(line), orjson.loads(line)["state"]))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        proc.wait(timeout=real_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    reader.join(timeout=10)
+    return states, counts["records"]
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows-per-day", type=int, default=6000, help="throughput scale (default 6000)")
@@ -500,6 +606,11 @@ def main() -> int:
         default=[100, 1000, 10_000],
         help="scale: campaign counts (default 100,1000,10000)",
     )
+    p.add_argument(
+        "--budget-campaigns", type=int, default=3000, help="scale: budget-bound backfill size (default 3000)"
+    )
+    p.add_argument("--budget-hours", type=int, default=3, help="scale: budget-bound hours (default 3)")
+    p.add_argument("--budget-warp", type=float, default=120.0, help="scale: clock speed-up (default 120)")
     p.add_argument("--all", action="store_true", help="all scenarios")
     p.add_argument("--campaign-id", help="campaign for throughput/memory (default: oldest active one)")
     p.add_argument("--memory-rows-per-day", type=int, default=11112)
@@ -529,6 +640,7 @@ def main() -> int:
         (args.concurrency or args.all, concurrency),
         (args.requests or args.all, request_count),
         (args.scale or args.all, scale),
+        (args.scale or args.all, budget_bound),
     ]
     try:
         for enabled, scenario in scenarios:
