@@ -79,9 +79,9 @@ CASES = [
         403,
         ("campaigns:read",),
     ),
-    Case(
+    Case(  # with known campaigns beside it, those sync first: test_sync.py
         "campaign_not_found",
-        {"campaign_ids": ["@multi", MISSING_ID]},
+        {"campaign_ids": [MISSING_ID]},
         "campaign_not_found",
         404,
         (f"campaign {MISSING_ID}", "remove it from campaign_ids"),

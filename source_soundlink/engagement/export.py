@@ -265,6 +265,8 @@ class EngagementExport:
             if error.key_refused and any(e.key_refused for e in self._errors):
                 return  # requests in flight when the key was refused fail alike: report it once
             self._errors.append(error)
+        # Logged in full now: the sync's failure message names only the first few (failures.py).
+        self._log("ERROR", error.message)
         if error.key_refused:
             self._cancelled.set()  # the key itself is refused: every other campaign would fail the same way
         elif self._breaker.failure(error):  # an outage: every other window would cost its retries too
