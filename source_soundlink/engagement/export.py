@@ -112,8 +112,15 @@ class EngagementExport:
             lambda seconds: self._wait(seconds),
             backoff_base_s,
         )
-        self.stats = {"rows": 0, "windows": 0, "export_requests": 0, "campaigns": 0, "settled": 0, "idle": 0}
-        self.stats["stopped"] = 0  # campaigns a cancel or the outage breaker stopped
+        self.stats = {
+            "rows": 0,
+            "windows": 0,
+            "export_requests": 0,
+            "campaigns": 0,
+            "settled": 0,
+            "idle": 0,
+            "stopped": 0,  # campaigns a cancel or the outage breaker stopped before they were finished
+        }
 
     # -- the generator the entrypoints consume ---------------------------------------------------------
 
@@ -272,8 +279,8 @@ class EngagementExport:
         elif self._breaker.failure(error):  # an outage: every other window would cost its retries too
             self._log(
                 "WARN",
-                f"{TRIP_AFTER} windows of different campaigns failed in a row ({error.message}); "
-                "Soundlink's export service seems down: no new window starts.",
+                f"The windows of {TRIP_AFTER} campaigns failed in a row with a server error or no answer: "
+                "Soundlink's export service seems down, so no new window starts.",
             )
             self._cancelled.set()
 
