@@ -23,8 +23,7 @@ from typing import Any
 from source_soundlink import protocol
 from source_soundlink.config import ConfigError, SoundlinkConfig
 from source_soundlink.engagement.campaigns import Campaign, utc_date
-from source_soundlink.engagement.jsonl_decoder import WindowProgress
-from source_soundlink.engagement.partitioner import Window
+from source_soundlink.engagement.window import Window, WindowProgress
 from source_soundlink.errors import CONFIG_ERROR, SoundlinkError
 
 STATE_VERSION = 2  # 2: a settled campaign is the compact list [from, through, updatedAt(, context)]
