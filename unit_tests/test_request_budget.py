@@ -19,6 +19,24 @@ def test_given_3_a_minute_when_7_requests_ask_then_the_4th_waits_a_minute_and_al
     assert clock.time == 120  # 7 requests at 3/minute need two full minutes
 
 
+def test_given_3_a_minute_and_7_an_hour_when_10_ask_then_both_windows_slide_and_waits_are_exact() -> None:
+    clock = FakeClock()
+    clock.time = 1000.0
+    budget = RequestBudget(per_minute=3, per_hour=7, clock=clock)
+
+    sent = []
+    for _ in range(10):
+        budget.acquire()
+        sent.append(clock.time - 1000.0)
+
+    assert sent[:7] == [0, 0, 0, 60, 60, 60, 120]
+    assert sent[7:] == [3600, 3600, 3600]  # the hour is full after 7; it frees when the first 3 leave it
+    for i in range(len(sent) - 3):
+        assert sent[i + 3] - sent[i] >= 60
+    for i in range(len(sent) - 7):
+        assert sent[i + 7] - sent[i] >= 3600
+
+
 def test_given_a_budget_of_5_an_hour_when_a_6th_request_asks_then_it_waits_an_hour() -> None:
     budget = RequestBudget(per_minute=1000, per_hour=5, clock=FakeClock())
     for _ in range(5):

@@ -40,6 +40,7 @@ from source_soundlink.engagement.span_reader import CampaignSpanReader
 from source_soundlink.engagement.state_emitter import HEARTBEAT_S, STATE_INTERVAL_S, StateEmitter
 from source_soundlink.engagement.window_reader import WindowReader
 from source_soundlink.errors import CONFIG_ERROR, SYSTEM_ERROR, SoundlinkError
+from source_soundlink.protocol import Logger
 from source_soundlink.retry_policy import DEFAULT_POLICY, RetryPolicy
 
 _DONE = object()  # a worker's completion sentinel
@@ -179,15 +180,8 @@ class EngagementExport:
         if self._errors:
             yield protocol.stream_status(stream, "INCOMPLETE")
             raise SyncFailed(self._errors)
-        seconds = self._clock.now() - started
-        s = self.stats
-        s["export_requests"] = self._reader.requests_sent
-        yield protocol.log(
-            "INFO",
-            f"Sync summary: {s['rows']} rows from {s['windows']} windows of {s['campaigns']} campaigns "
-            f"({s['settled']} settled, {s['idle']} with nothing new) in {seconds:.1f} s; "
-            f"{s['export_requests']} export requests, {emitter.emitted_states} STATE messages.",
-        )
+        self.stats["export_requests"] = self._reader.requests_sent
+        yield _summary(self.stats, self._clock.now() - started, emitter.emitted_states)
         yield protocol.stream_status(stream, "COMPLETE")
 
     def _start_campaigns(self, campaigns: list[Campaign], pool: ThreadPoolExecutor) -> Iterator[bytes]:
@@ -208,17 +202,8 @@ class EngagementExport:
     def _run_listing(self) -> None:
         """List the campaigns on a worker, so the consumer keeps heartbeating through budget waits."""
         try:
-            try:
-                listed = _Listed(resolve_campaigns(self.client, self.config, self.log))
-            except SoundlinkError as error:
-                listed = _Listed(None, error)
-            except _Cancelled:
-                return
-            except Exception as exc:
-                error = SoundlinkError(f"Unexpected error while listing campaigns: {exc!r}", SYSTEM_ERROR)
-                listed = _Listed(None, error)
             with contextlib.suppress(_Cancelled):
-                self._put(listed)
+                self._put(_listing(self.client, self.config, self.log))
         finally:
             self._out.put(_DONE)
 
@@ -300,6 +285,28 @@ class EngagementExport:
 
     def _log_line(self, level: str, message: str) -> bytes:
         return protocol.log(level, message.replace(self.config.api_key, "****"))
+
+
+def _listing(client: SoundlinkClient, config: SoundlinkConfig, log: Logger) -> _Listed:
+    """The campaigns to read, or the error that stopped the listing (a cancelled sync raises)."""
+    try:
+        return _Listed(resolve_campaigns(client, config, log))
+    except _Cancelled:
+        raise
+    except SoundlinkError as error:
+        return _Listed(None, error)
+    except Exception as exc:
+        error = SoundlinkError(f"Unexpected error while listing campaigns: {exc!r}", SYSTEM_ERROR)
+        return _Listed(None, error)
+
+
+def _summary(s: dict[str, int], seconds: float, states: int) -> bytes:
+    return protocol.log(
+        "INFO",
+        f"Sync summary: {s['rows']} rows from {s['windows']} windows of {s['campaigns']} campaigns "
+        f"({s['settled']} settled, {s['idle']} with nothing new) in {seconds:.1f} s; "
+        f"{s['export_requests']} export requests, {states} STATE messages.",
+    )
 
 
 def _sync_today(host_today: date, server_today: date | None) -> tuple[date, str | None]:
