@@ -27,11 +27,11 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
+import source_soundlink.engagement.cursor as cursor
 from source_soundlink import protocol
 from source_soundlink.client import SoundlinkClient
 from source_soundlink.clock import SYSTEM_CLOCK, Clock
 from source_soundlink.config import SoundlinkConfig
-from source_soundlink.engagement import cursor
 from source_soundlink.engagement.campaigns import Campaign, resolve_campaigns
 from source_soundlink.engagement.cursor import CampaignState
 from source_soundlink.engagement.jsonl_decoder import JsonlDecoder

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+import source_soundlink.engagement.cursor as cursor
 from source_soundlink.config import SoundlinkConfig
-from source_soundlink.engagement import cursor
 from source_soundlink.engagement.campaigns import Campaign
 from source_soundlink.engagement.cursor import CampaignState
 from source_soundlink.engagement.partitioner import DateSlicingPartitioner
