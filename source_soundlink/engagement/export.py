@@ -134,8 +134,9 @@ class EngagementExport:
             pool.submit(self._run_listing)
             try:
                 while pending:
+                    timeout = self._clock.real_seconds(max(0.0, emitter.seconds_until_due()))
                     try:
-                        item = self._out.get(timeout=max(0.0, emitter.seconds_until_due()))
+                        item = self._out.get(timeout=timeout)
                     except queue.Empty:
                         item = None  # nothing arrived: a heartbeat or a deferred checkpoint may be due
                     force = False
