@@ -11,6 +11,7 @@ WindowProgress the reader carries from one fetch to the next.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from itertools import chain
 
 import orjson
 
@@ -46,35 +47,24 @@ class JsonlDecoder:
         pending = b""
         line_no = 0
         rows_in_body = 0
-        for chunk in chunks:
-            if b"\r" in chunk:  # CRLF line ends: a raw CR cannot occur inside a JSON value
-                chunk = chunk.replace(b"\r", b"")
-            lines = chunk.split(b"\n")
-            lines[0] = pending + lines[0]  # join the carried partial line, not the whole chunk
-            pending = lines.pop()
-            if len(pending) > MAX_LINE_BYTES:
-                raise self._bad_row(where, line_no + len(lines) + 1, "a line is longer than 64 MiB")
-            line_no, rows_in_body = self._emit(lines, window, progress, line_no, rows_in_body, where)
-        if pending.strip():  # a last line without its newline
-            line_no, rows_in_body = self._emit([pending], window, progress, line_no, rows_in_body, where)
+        for chunk in chain(chunks, (None,)):  # None: the body ended
+            if chunk is None:
+                lines = [pending] if pending.strip() else []  # a last line without its newline
+            else:
+                if b"\r" in chunk:  # CRLF line ends: a raw CR cannot occur inside a JSON value
+                    chunk = chunk.replace(b"\r", b"")
+                lines = chunk.split(b"\n")
+                lines[0] = pending + lines[0]  # join the carried partial line, not the whole chunk
+                pending = lines.pop()
+                if len(pending) > MAX_LINE_BYTES:
+                    raise self._bad_row(where, line_no + len(lines) + 1, "a line is longer than 64 MiB")
+            emit, line_no, rows_in_body = self._validate_lines(
+                lines, window, progress, line_no, rows_in_body, where
+            )
+            if emit:
+                progress.rows_emitted += len(emit)
+                self._emit_records(protocol.record_chunk(self._prefix, self._middle, emit), len(emit))
         return rows_in_body
-
-    def _emit(
-        self,
-        lines: list[bytes],
-        window: Window,
-        progress: WindowProgress,
-        line_no: int,
-        rows_in_body: int,
-        where: str,
-    ) -> tuple[int, int]:
-        emit, line_no, rows_in_body = self._validate_lines(
-            lines, window, progress, line_no, rows_in_body, where
-        )
-        if emit:
-            progress.rows_emitted += len(emit)
-            self._emit_records(protocol.record_chunk(self._prefix, self._middle, emit), len(emit))
-        return line_no, rows_in_body
 
     def _validate_lines(
         self,
