@@ -150,7 +150,7 @@ def _campaign_ids(value: Any) -> tuple[str, ...]:
 
 def _base_url(value: Any) -> str:
     if not isinstance(value, str):
-        raise ConfigError("base_url must be a URL such as https://api.getsoundlink.com.")
+        raise ConfigError(f"base_url must be a URL such as {DEFAULT_BASE_URL}.")
     parts = urlsplit(value.strip())
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ConfigError(f"base_url must be an https:// URL, not {value!r}.")
