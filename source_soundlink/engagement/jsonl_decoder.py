@@ -32,8 +32,8 @@ PRIMARY_KEY = (
 
 
 class JsonlDecoder:
-    """Decodes one body at a time per thread (it keeps no per-body state): `emit_records` takes RECORD
-    bytes and their row count."""
+    """Shared by every worker: a body's state lives in its WindowProgress, none in the decoder.
+    `emit_records` takes RECORD bytes and their row count."""
 
     def __init__(self, emit_records: Callable[[bytes, int], None]) -> None:
         self._emit_records = emit_records
