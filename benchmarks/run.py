@@ -482,17 +482,23 @@ def scale(bench: Bench) -> None:
     bench.results["scale"] = {"rows": rows, "pass": not failures}
 
 
-# The connector's `run()` with its clocks sped up `factor` times (the first argument): time.monotonic runs
-# faster, time.sleep and Condition.wait (Event.wait, Queue.get with a timeout) last 1/factor as long. The
-# request budget, Retry-After waits and the STATE pacing all run on these, so hours pass in seconds.
+# The connector's `run()` with its clock sped up `factor` times (the first argument): the injected clock
+# (source_soundlink/clock.py) every wait and duration goes through, as the integration tests warp it. The
+# request budget, Retry-After waits and the STATE pacing all run on it, so hours pass in seconds.
 WARP_BOOTSTRAP = """
-import sys, threading, time
+import sys, time
 factor = float(sys.argv.pop(1))
-real_monotonic, real_sleep, real_wait = time.monotonic, time.sleep, threading.Condition.wait
-origin = real_monotonic()
-time.monotonic = lambda: origin + (real_monotonic() - origin) * factor
-time.sleep = lambda seconds: real_sleep(max(0.0, seconds) / factor)
-threading.Condition.wait = lambda self, timeout=None: real_wait(self, timeout and timeout / factor)
+import source_soundlink.clock
+class WarpedClock(source_soundlink.clock.Clock):
+    def __init__(self):
+        self.origin = time.monotonic()
+    def now(self):
+        return self.origin + (time.monotonic() - self.origin) * factor
+    def wait(self, seconds, interrupt=None):
+        return super().wait(seconds / factor, interrupt)
+    def real_seconds(self, seconds):
+        return seconds / factor
+source_soundlink.clock.SYSTEM_CLOCK = WarpedClock()
 from source_soundlink.run import run
 run()
 """

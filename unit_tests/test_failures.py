@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import requests_mock
 
@@ -99,7 +98,7 @@ def test_given_10000_failed_campaigns_when_combined_then_the_message_is_bounded_
 
 
 def test_given_one_campaign_whose_exports_fail_when_synced_then_the_others_complete_and_it_is_named(
-    sleeps: Any,
+    clock: b.FakeClock,
 ) -> None:
     campaigns = [b.campaign(f"camp_{i:02d}", created="2026-03-01") for i in range(8)]
     listing = {"data": {"items": campaigns, "pagination": {"totalPages": 1}}}
@@ -117,7 +116,7 @@ def test_given_one_campaign_whose_exports_fail_when_synced_then_the_others_compl
             status_code=503,
             json={"error": {"code": "unavailable"}, "meta": {"requestId": "req-503"}},
         )
-        output = b.read_source(b.config(end_date="2026-03-05", num_workers=3))
+        output = b.read_source(b.config(end_date="2026-03-05", num_workers=3), clock=clock)
         sent = [r.path for r in mocker.request_history if r.path.endswith("/export")]
 
     assert (

@@ -1,16 +1,21 @@
 """Orchestration of a `campaign_engagement_daily` read: workers, the output queue, STATE, cancel, stats.
 
 Why not the CDK's concurrent read path (ConcurrentReadProcessor, PartitionReader): it builds a Record
-object and an AirbyteMessage per row (~40x our CPU per row, see ../shared/performance-notes.md) and
-checkpoints per-partition state that cannot express our cursor (cursor.py). The shape is the same: one
+object and an AirbyteMessage per row (tens of times our CPU per row; benchmarks/ measures it against a
+plain orjson loop) and checkpoints per-partition state that cannot express our cursor (cursor.py). The
+shape is the same: one
 worker per campaign in flight reads its windows in order and queues records, then a checkpoint per
 complete window, then a completion sentinel; the consumer, the only writer of the stream state, turns
 checkpoints into STATE, so STATE always follows the records it covers and carries their exact count.
 state_pacer.py decides when a STATE goes out (paced, rare heartbeats while the sync waits); the campaign
-listing runs on a worker too, so the consumer can heartbeat while it pages or waits.
+listing runs on a worker too, so the consumer can heartbeat while it pages or waits. The consumer also
+sums the windows' announced rows into the stream's ESTIMATE (estimate.py), and failures.py decides when
+failed campaigns stop the sync early (a refused key, an outage) and words its failure.
 
-The pieces: campaigns.py lists the campaigns, cursor.py decides each campaign's first day and its next
-state, partitioner.py cuts the days into windows, jsonl_decoder.py reads one window's body.
+The pieces: campaigns.py lists the campaigns; span_reader.py reads one campaign (cursor.py decides its
+first day and its next state, partitioner.py cuts the days into windows); window_reader.py reads one
+window and jsonl_decoder.py turns its body into RECORD bytes. The sync's `today` (Soundlink's date or the
+host's) is decided once, here, after the listing, and handed to the span readers.
 """
 
 from __future__ import annotations
@@ -18,28 +23,33 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from datetime import date
 from typing import Any
 
-import requests
-
+import source_soundlink.engagement.cursor as cursor
 from source_soundlink import protocol
 from source_soundlink.client import SoundlinkClient
+from source_soundlink.clock import SYSTEM_CLOCK, Clock
 from source_soundlink.config import SoundlinkConfig
-from source_soundlink.engagement import cursor
-from source_soundlink.engagement.campaigns import NDJSON, Campaign, export_path, resolve_campaigns
+from source_soundlink.engagement.campaigns import Campaign, resolve_campaigns
 from source_soundlink.engagement.cursor import CampaignState
 from source_soundlink.engagement.estimate import SyncEstimate
-from source_soundlink.engagement.failures import TRIP_AFTER, OutageBreaker, SyncFailed
+from source_soundlink.engagement.failures import SyncFailed, SyncFailures
 from source_soundlink.engagement.jsonl_decoder import JsonlDecoder
-from source_soundlink.engagement.partitioner import DateSlicingPartitioner, Window
+from source_soundlink.engagement.partitioner import DateSlicingPartitioner
+from source_soundlink.engagement.span_reader import CampaignSpanReader
 from source_soundlink.engagement.state_pacer import HEARTBEAT_S, LONG_WAIT_S, STATE_INTERVAL_S, StatePacer
+from source_soundlink.engagement.window_reader import WindowReader
 from source_soundlink.errors import SYSTEM_ERROR, SoundlinkError
+from source_soundlink.protocol import Logger
+from source_soundlink.retry_policy import DEFAULT_POLICY, RetryPolicy
 
 _DONE = object()  # a worker's completion sentinel
+# The sync's counters; "stopped": campaigns a cancel or the outage breaker stopped before they were done.
+_STATS = ("rows", "windows", "export_requests", "campaigns", "settled", "idle", "stopped")
 
 
 @dataclass
@@ -63,7 +73,7 @@ class _Announced:
 
 @dataclass
 class _Waiting:
-    seconds: float  # a worker starts a wait this long (budget, Retry-After, backoff)
+    seconds: float  # a worker starts a wait this long (budget, Retry-After)
 
 
 @dataclass
@@ -84,53 +94,40 @@ class EngagementExport:
         config: SoundlinkConfig,
         stream_state: dict[str, Any] | None,
         debug: bool = False,
-        backoff_base_s: float = 1.0,
-        clock: Callable[[], float] | None = None,
+        policy: RetryPolicy = DEFAULT_POLICY,
+        clock: Clock = SYSTEM_CLOCK,
         state_interval_s: float = STATE_INTERVAL_S,
         heartbeat_s: float = HEARTBEAT_S,
     ) -> None:
-        """`clock` (default time.monotonic) times the request budget's waits and, with `state_interval_s`
-        and `heartbeat_s`, the STATE pacing (state_pacer.py); tests pass fake or shortened ones."""
+        """`clock` times every wait (budget, Retry-After, backoff) and, with `state_interval_s` and
+        `heartbeat_s`, the STATE pacing (state_pacer.py); tests pass fake or shortened ones."""
         self.config = config
         self._debug = debug
-        self._clock = clock or time.monotonic
+        self._clock = clock
         self._state_pacing = (state_interval_s, heartbeat_s)
         self._out: queue.Queue[Any] = queue.Queue(maxsize=16)  # ~16 chunks of output: memory stays flat
         self._cancelled = threading.Event()  # stop new work: a refused key, or the consumer is gone
         self._consumer_gone = threading.Event()  # nobody reads the queue any more
-        self.client = SoundlinkClient(config, self._log, backoff_base_s, sleep=self._wait, clock=self._clock)
+        self.client = SoundlinkClient(config, self.log, policy, clock, wait=self._wait)
         self._state = cursor.campaign_states(stream_state)
         self._lock = threading.Lock()
-        self._errors: list[SoundlinkError] = []
-        self._breaker = OutageBreaker()
+        self._failures = SyncFailures(self.log)
         self._partitioner = DateSlicingPartitioner(config.window_size_days)
-        self._decoder = JsonlDecoder(
-            self._fetch,
-            lambda data, count: self._put(_Records(data, count)),
-            self._announce,
-            self._log,
-            lambda seconds: self._wait(seconds),
-            backoff_base_s,
+        decoder = JsonlDecoder(lambda data, count: self._put(_Records(data, count)))
+        announce = lambda rows, body_bytes: self._offer(_Announced(rows, body_bytes))  # noqa: E731
+        self._reader = WindowReader(
+            self.client, decoder, config.engagement_context, announce, self.log, self._wait, clock
         )
-        self.stats = {
-            "rows": 0,
-            "windows": 0,
-            "export_requests": 0,
-            "campaigns": 0,
-            "settled": 0,
-            "idle": 0,
-            "stopped": 0,  # campaigns a cancel or the outage breaker stopped before they were finished
-        }
+        self.stats = dict.fromkeys(_STATS, 0)
 
     # -- the generator the entrypoints consume ---------------------------------------------------------
 
     def messages(self) -> Iterator[bytes]:
         stream = protocol.ENGAGEMENT_STREAM
-        started = time.monotonic()
+        started = self._clock.now()
         yield protocol.stream_status(stream, "STARTED")
-        pacer = StatePacer(*self._state_pacing, clock=self._clock)
-        estimate = SyncEstimate(self._clock)  # the workers announce windows; the sum is kept here
-        overhead = protocol.record_overhead(stream)
+        pacer = StatePacer(*self._state_pacing, clock=self._clock.now)
+        estimate = SyncEstimate(self._clock.now)  # the workers announce windows; the sum is kept here
         listing_error: SoundlinkError | None = None
         running_sent = False
         pending = 1  # tasks whose _DONE has not arrived: the listing, then one per campaign
@@ -138,30 +135,25 @@ class EngagementExport:
             pool.submit(self._run_listing)
             try:
                 while pending:
+                    timeout = self._clock.real_seconds(max(0.0, pacer.seconds_until_due()))
                     try:
-                        item = self._out.get(timeout=max(0.0, pacer.seconds_until_due()))
+                        item = self._out.get(timeout=timeout)
                     except queue.Empty:
                         item = None  # nothing arrived: a heartbeat or a deferred checkpoint may be due
                     force = False
-                    if item is None:
-                        pass
-                    elif item is _DONE:
+                    if item is _DONE:
                         pending -= 1
                     elif type(item) is _Records:
                         if not running_sent:
                             running_sent = True
                             yield protocol.stream_status(stream, "RUNNING")
                         pacer.records(item.count)
-                        estimate.records(item.count, len(item.data) - item.count * overhead)
                         yield item.data
-                        due = estimate.due()
-                        if due:
-                            yield protocol.estimate(stream, *due)
+                        if line := estimate.records(item.count, len(item.data)):
+                            yield line
                     elif type(item) is _Announced:
-                        estimate.announced(item.rows, item.body_bytes)
-                        due = estimate.due()
-                        if due:
-                            yield protocol.estimate(stream, *due)
+                        if line := estimate.announced(item.rows, item.body_bytes):
+                            yield line
                     elif type(item) is _Checkpoint:
                         with self._lock:
                             self._state[item.campaign_id] = item.campaign_state
@@ -174,14 +166,12 @@ class EngagementExport:
                         if item.campaigns is None:
                             listing_error = item.error
                         else:
-                            yield self._started(item.campaigns)
-                            for campaign in item.campaigns:
-                                pool.submit(self._run_campaign, campaign)
+                            yield from self._start_campaigns(item.campaigns, pool)
                             pending += len(item.campaigns)
-                    else:
+                    elif item is not None:
                         yield item
                     if force or pacer.due():
-                        yield self._state_message(pacer.emitted())
+                        yield _state_line(self._lock, self._state, pacer.emitted())
             finally:
                 self._consumer_gone.set()  # a consumer that stops early must not leave workers blocked
                 self._cancelled.set()
@@ -191,73 +181,46 @@ class EngagementExport:
         if listing_error is not None:  # no campaign was read: the state handed in stands
             yield protocol.stream_status(stream, "INCOMPLETE")
             raise SyncFailed([listing_error])
-        final = estimate.final()  # the rows emitted: what the platform's progress bar ends at
-        if final:
-            yield protocol.estimate(stream, *final)
-        yield self._state_message(pacer.emitted())  # the end, or before the failure's trace
-        if self._errors:
+        if line := estimate.final():  # the rows emitted: where the platform's progress bar ends
+            yield line
+        yield _state_line(self._lock, self._state, pacer.emitted())  # the end, or before a failure's trace
+        if failed := self._failures.sync_failed(self.stats["stopped"]):
             yield protocol.stream_status(stream, "INCOMPLETE")
-            raise SyncFailed(self._breaker.report(self._errors, self.stats["stopped"]))
-        seconds = time.monotonic() - started
-        s = self.stats
-        yield protocol.log(
-            "INFO",
-            f"Sync summary: {s['rows']} rows from {s['windows']} windows of {s['campaigns']} campaigns "
-            f"({s['settled']} settled, {s['idle']} with nothing new) in {seconds:.1f} s; "
-            f"{s['export_requests']} export requests, {pacer.emitted_states} STATE messages.",
-        )
+            raise failed
+        self.stats["export_requests"] = self._reader.requests_sent
+        yield _summary(self.stats, self._clock.now() - started, pacer.emitted_states)
         yield protocol.stream_status(stream, "COMPLETE")
 
-    def _started(self, campaigns: list[Campaign]) -> bytes:
+    def _start_campaigns(self, campaigns: list[Campaign], pool: ThreadPoolExecutor) -> Iterator[bytes]:
+        """After the listing: decide the sync's today once, then hand every campaign to a worker."""
+        today, warning = _sync_today(self.config.today, self.client.server_today)
+        if warning:
+            yield self._log_line("WARN", warning)
         self.stats["campaigns"] = len(campaigns)
-        return protocol.log(
+        yield self._log_line(
             "INFO",
             f"Syncing engagement of {len(campaigns)} campaigns with up to "
             f"{self.config.num_workers} in parallel.",
         )
+        spans = CampaignSpanReader(replace(self.config, today=today), self._partitioner, self._reader, self)
+        for campaign in campaigns:
+            pool.submit(self._run_campaign, spans, campaign)
 
     def _run_listing(self) -> None:
         """List the campaigns on a worker, so the consumer keeps heartbeating through budget waits."""
         try:
-            try:
-                listed = _Listed(self._campaigns())
-            except SoundlinkError as error:
-                listed = _Listed(None, error)
-            except _Cancelled:
-                return
-            except Exception as exc:
-                error = SoundlinkError(f"Unexpected error while listing campaigns: {exc!r}", SYSTEM_ERROR)
-                listed = _Listed(None, error)
             with contextlib.suppress(_Cancelled):
-                self._put(listed)
+                self._put(_listing(self.client, self.config, self.log, self._fail))
         finally:
             self._out.put(_DONE)
 
-    def _campaigns(self) -> list[Campaign]:
-        unknown: list[SoundlinkError] = []
-        campaigns = resolve_campaigns(self.client, self.config, self._log, unknown)
-        for error in unknown:  # named in the sync's failure, after the other campaigns are synced
-            self._fail(error)
-        server_today = self.client.server_today
-        if server_today is not None and server_today < self.config.today:
-            # The host's clock is ahead of Soundlink's (seconds around midnight UTC are enough): a
-            # `through` past Soundlink's today would start every later lookback one day too late.
-            self._log(
-                "WARN",
-                f"Soundlink's date is {server_today.isoformat()} while this host's is "
-                f"{self.config.today.isoformat()}; reading up to Soundlink's today.",
-            )
-            self.config = replace(self.config, today=server_today)
-        return campaigns
+    # -- one campaign on a worker: span_reader.py reads it, calling back the methods below ------------------
 
-    # -- one campaign: its windows, in order, checkpointing each ----------------------------------------
-
-    def _run_campaign(self, campaign: Campaign) -> None:
+    def _run_campaign(self, spans: CampaignSpanReader, campaign: Campaign) -> None:
         try:
-            self._sync_campaign(campaign)
+            spans.read(campaign)
         except _Cancelled:
-            with self._lock:
-                self.stats["stopped"] += 1  # left (or left unfinished) for the next sync
+            self.tally("stopped")  # left (or left unfinished) for the next sync
         except SoundlinkError as error:
             self._fail(error)
         except Exception as exc:  # a bug must still fail the sync loudly, with the campaign named
@@ -268,96 +231,31 @@ class EngagementExport:
             self._out.put(_DONE)
 
     def _fail(self, error: SoundlinkError) -> None:
-        with self._lock:
-            if error.key_refused and any(e.key_refused for e in self._errors):
-                return  # requests in flight when the key was refused fail alike: report it once
-            self._errors.append(error)
-        # Logged in full now: the sync's failure message names only the first few (failures.py).
-        self._log("ERROR", error.message)
-        if error.key_refused:
-            self._cancelled.set()  # the key itself is refused: every other campaign would fail the same way
-        elif self._breaker.failure(error):  # an outage: every other window would cost its retries too
-            self._log(
-                "WARN",
-                f"The windows of {TRIP_AFTER} campaigns failed in a row with a server error or no answer: "
-                "Soundlink's export service seems down, so no new window starts.",
-            )
+        if self._failures.add(error):  # a refused key, or an outage: every other window would fail too
             self._cancelled.set()
 
-    def _sync_campaign(self, campaign: Campaign) -> None:
+    def campaign_state(self, campaign_id: str) -> CampaignState | None:
         with self._lock:
-            state = self._state.get(campaign.campaign_id)
-        planned = cursor.plan(campaign, self.config, state)
-        if planned is None:
-            with self._lock:
-                self.stats["settled" if state and state.settled else "idle"] += 1
-            return
-        if state and state.through and state.through > self.config.today:
-            self._log(
-                "WARN",
-                f"campaign {campaign.campaign_id}: the state's through {state.through.isoformat()} is after "
-                f"today ({self.config.today.isoformat()}, Soundlink's date); reading it again from "
-                f"{planned.first.isoformat()}.",
-            )
-        if not self._read_span(campaign, planned):
-            first = cursor.first_day(campaign, self.config)
-            self._log(
-                "INFO",
-                f"campaign {campaign.campaign_id} never had a row and now has rows from the first day read "
-                f"({planned.first.isoformat()}): it may have started delivering late, so it is read once "
-                f"from its start ({first.isoformat()}).",
-            )
-            self._read_span(campaign, cursor.Plan(first, CampaignState(), incremental=False))
+            return self._state.get(campaign_id)
 
-    def _read_span(self, campaign: Campaign, planned: cursor.Plan) -> bool:
-        """Read and checkpoint the planned windows through the last date; False when the campaign turned
-        out to need a read from its start (late delivery), in which case nothing was checkpointed."""
-        state = planned.base
-        windows = self._partitioner.windows(campaign.campaign_id, planned.first, self.config.last_date)
-        for window in windows:
-            if self._cancelled.is_set():
-                raise _Cancelled
-            try:
-                progress = self._decoder.read_window(window)
-            except SoundlinkError as error:
-                error.where = error.where or str(window)
-                if windows.split(window, error):
-                    self._log(
-                        "WARN",
-                        f"Soundlink rejected {window} as too wide (400 invalid_query_parameter, requestId "
-                        f"{error.request_id}); retrying with windows of {windows.width} days.",
-                    )
-                    continue
-                raise
-            self._breaker.success()
-            if cursor.late_delivery(state, planned, window, progress):
-                return False
-            state = cursor.after_window(campaign, state, window, progress, self.config)
-            self._put(_Checkpoint(campaign.campaign_id, state, progress.rows_emitted))
-            if state.settled:
-                break  # read past everything its updatedAt could have changed: nothing later can change
-        return True
+    def checkpoint(self, campaign_id: str, state: CampaignState, rows: int) -> None:
+        self._failures.success()  # a window completed: Soundlink's export service works
+        self._put(_Checkpoint(campaign_id, state, rows))
 
-    def _fetch(self, window: Window) -> requests.Response:
-        params = {"startDate": window.start.isoformat(), "endDate": window.end.isoformat()}
-        if self.config.engagement_context:
-            params["engagementContext"] = self.config.engagement_context
+    def stop_if_cancelled(self) -> None:
+        if self._cancelled.is_set():
+            raise _Cancelled
+
+    def tally(self, counter: str) -> None:
         with self._lock:
-            self.stats["export_requests"] += 1
-        return self.client.get(
-            export_path(window.campaign_id), params, str(window), "metrics:read", NDJSON, stream=True
-        )
-
-    def _state_message(self, record_count: int) -> bytes:
-        with self._lock:
-            stream_state = cursor.stream_state(self._state)
-        return protocol.state(protocol.ENGAGEMENT_STREAM, stream_state, record_count)
+            self.stats[counter] += 1
 
     # -- output ------------------------------------------------------------------------------------------
 
-    def _announce(self, rows: int, body_bytes: int) -> None:
-        with contextlib.suppress(_Cancelled):  # the consumer is gone: nobody needs the estimate
-            self._put(_Announced(rows, body_bytes))
+    def _offer(self, item: Any) -> None:
+        """Queue `item` unless the consumer is gone (a log line, an estimate: nobody needs them then)."""
+        with contextlib.suppress(_Cancelled):
+            self._put(item)
 
     def _put(self, item: Any) -> None:
         while True:
@@ -370,21 +268,71 @@ class EngagementExport:
                 continue
 
     def _wait(self, seconds: float) -> None:
-        """Sleep (budget, Retry-After, backoff) unless the sync is cancelled: a refused key or a consumer
-        that stopped must not keep workers waiting for up to an hour. Before a long wait, the consumer
-        checkpoints what is complete (this worker's windows before it included; state_pacer.py decides):
-        a sync killed during the wait then resumes after them. The consumer heartbeats while workers wait."""
+        """Sleep (budget, Retry-After, backoff) unless the sync is cancelled (a refused key, an outage, a
+        consumer that stopped). Before a long wait the consumer may checkpoint what is complete, this
+        worker's windows included (state_pacer.py): a sync killed during the wait resumes after them."""
         if seconds >= LONG_WAIT_S:
             self._put(_Waiting(seconds))
         self._sleep(seconds)
 
     def _sleep(self, seconds: float) -> None:
-        if self._cancelled.wait(seconds):
+        if self._clock.wait(seconds, self._cancelled):
             raise _Cancelled
 
-    def _log(self, level: str, message: str) -> None:
-        if level == "DEBUG" and not self._debug:
-            return
-        line = protocol.log(level, message.replace(self.config.api_key, "****"))
-        with contextlib.suppress(_Cancelled):
-            self._put(line)
+    def log(self, level: str, message: str) -> None:
+        """Queue a LOG line (from any worker); DEBUG only with --debug."""
+        if level != "DEBUG" or self._debug:
+            self._offer(self._log_line(level, message))
+
+    def _log_line(self, level: str, message: str) -> bytes:
+        return protocol.log(level, message.replace(self.config.api_key, "****"))
+
+
+def _listing(
+    client: SoundlinkClient, config: SoundlinkConfig, log: Logger, fail: Callable[[SoundlinkError], None]
+) -> _Listed:
+    """The campaigns to read, or the error that stopped the listing (a cancelled sync raises). A
+    configured id Soundlink does not know goes to `fail`: named in the sync's failure, after the other
+    campaigns are synced."""
+    unknown: list[SoundlinkError] = []
+    try:
+        campaigns = resolve_campaigns(client, config, log, unknown)
+    except _Cancelled:
+        raise
+    except SoundlinkError as error:
+        return _Listed(None, error)
+    except Exception as exc:
+        error = SoundlinkError(f"Unexpected error while listing campaigns: {exc!r}", SYSTEM_ERROR)
+        return _Listed(None, error)
+    for error in unknown:
+        fail(error)
+    return _Listed(campaigns)
+
+
+def _state_line(lock: threading.Lock, states: dict[str, CampaignState], record_count: int) -> bytes:
+    """A STATE message of the whole stream state (the workers' checkpoints update it under `lock`)."""
+    with lock:
+        stream_state = cursor.stream_state(states)
+    return protocol.state(protocol.ENGAGEMENT_STREAM, stream_state, record_count)
+
+
+def _summary(s: dict[str, int], seconds: float, states: int) -> bytes:
+    return protocol.log(
+        "INFO",
+        f"Sync summary: {s['rows']} rows from {s['windows']} windows of {s['campaigns']} campaigns "
+        f"({s['settled']} settled, {s['idle']} with nothing new) in {seconds:.1f} s; "
+        f"{s['export_requests']} export requests, {states} STATE messages.",
+    )
+
+
+def _sync_today(host_today: date, server_today: date | None) -> tuple[date, str | None]:
+    """The sync's today, and a warning when it is not the host's.
+
+    When the host's clock is ahead of Soundlink's (seconds around midnight UTC are enough), a `through`
+    past Soundlink's today would start every later lookback one day too late: read up to Soundlink's."""
+    if server_today is not None and server_today < host_today:
+        return server_today, (
+            f"Soundlink's date is {server_today.isoformat()} while this host's is "
+            f"{host_today.isoformat()}; reading up to Soundlink's today."
+        )
+    return host_today, None

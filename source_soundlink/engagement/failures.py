@@ -21,6 +21,7 @@ from __future__ import annotations
 import threading
 
 from source_soundlink.errors import CONFIG_ERROR, TRANSIENT_ERROR, SoundlinkError
+from source_soundlink.protocol import Logger
 
 TRIP_AFTER = 3  # outage failures in a row, no window completing in between
 MAX_MESSAGE_CHARS = 2000  # a sync's failure message, whatever the number of failed campaigns
@@ -38,6 +39,44 @@ class SyncFailed(Exception):
             CONFIG_ERROR if any(e.failure_type == CONFIG_ERROR for e in errors) else first.failure_type
         )
         super().__init__(combined_message(errors))
+
+
+class SyncFailures:
+    """The failures of one sync, recorded by any worker, and whether they stop it: a refused key (every
+    request would fail alike) or a tripped outage breaker."""
+
+    def __init__(self, log: Logger, breaker: OutageBreaker | None = None) -> None:
+        self._log = log
+        self._breaker = breaker or OutageBreaker()
+        self._lock = threading.Lock()
+        self.errors: list[SoundlinkError] = []
+
+    def add(self, error: SoundlinkError) -> bool:
+        """Record a campaign's failure and log it in full (the sync's failure names only the first few);
+        True when no other window should start."""
+        with self._lock:
+            if error.key_refused and any(e.key_refused for e in self.errors):
+                return True  # requests in flight when the key was refused fail alike: report it once
+            self.errors.append(error)
+        self._log("ERROR", error.message)
+        if error.key_refused:
+            return True
+        if not self._breaker.failure(error):
+            return False
+        self._log(
+            "WARN",
+            f"The windows of {self._breaker.trip_after} campaigns failed in a row with a server error or "
+            "no answer: Soundlink's export service seems down, so no new window starts.",
+        )
+        return True
+
+    def success(self) -> None:
+        """A window completed."""
+        self._breaker.success()
+
+    def sync_failed(self, left: int) -> SyncFailed | None:
+        """The sync's failure once it ended (`left`: campaigns stopped before they were finished)."""
+        return SyncFailed(self._breaker.report(self.errors, left)) if self.errors else None
 
 
 def combined_message(errors: list[SoundlinkError], limit: int = MAX_MESSAGE_CHARS) -> str:
@@ -66,7 +105,7 @@ class OutageBreaker:
     """Counts outage failures in a row across campaigns; workers call it, under its own lock."""
 
     def __init__(self, trip_after: int = TRIP_AFTER) -> None:
-        self._trip_after = trip_after
+        self.trip_after = trip_after
         self._lock = threading.Lock()
         self._streak = 0
         self.tripped = False
@@ -82,7 +121,7 @@ class OutageBreaker:
             return False
         with self._lock:
             self._streak += 1
-            if self.tripped or self._streak < self._trip_after:
+            if self.tripped or self._streak < self.trip_after:
                 return False
             self.tripped = True
             return True
@@ -105,7 +144,7 @@ class OutageBreaker:
         more = f"; and {len(outage) - NAMED} more" if len(outage) > NAMED else ""
         message = (
             f"Soundlink's export service kept failing ({', '.join(causes)}): {len(outage)} windows failed "
-            f"after their retries, the last {self._trip_after} in a row with none succeeding in between, so "
+            f"after their retries, the last {self.trip_after} in a row with none succeeding in between, so "
             f"the sync stopped starting new windows. Failed: {named}{more}. Every complete window was "
             f"checkpointed and {left} campaigns were left unfinished or not started for the next sync. "
             "What to do: this looks like an outage on Soundlink's side; retry later (Airbyte retries a "
