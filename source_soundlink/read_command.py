@@ -1,19 +1,20 @@
 """`source-soundlink read`: the sync's hot path, without the CDK's per-record machinery.
 
-Engagement rows go from the socket to stdout as bytes (engagement.EngagementExport). airbyte-cdk (about
-1 s and 78 MiB to import) is loaded only when the catalog also selects `campaigns`, the one stream the
-CDK reads from the manifest.
+Both streams are read by engagement.EngagementExport (the `campaigns` records come from the listing it
+makes anyway), whose messages go to stdout as bytes; airbyte-cdk (about 1 s and 78 MiB to import) is never
+loaded. SIGTERM and SIGINT cancel the sync gracefully (cancel.py): a last STATE, then exit 143 or 130.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any, BinaryIO
 
 import orjson
 
-from source_soundlink import protocol
+from source_soundlink import cancel, protocol
 from source_soundlink.config import ConfigError, SoundlinkConfig
 from source_soundlink.engagement import EngagementExport, SyncFailed, read_state
 from source_soundlink.errors import CONFIG_ERROR, SYSTEM_ERROR
@@ -48,26 +49,28 @@ def main(argv: list[str], out: BinaryIO | None = None) -> int:
                 f"The catalog selects unknown streams {unknown}; this source has {list(STREAMS)}."
             )
         engagement = selected.get(protocol.ENGAGEMENT_STREAM)
-        incremental = bool(engagement) and engagement.get("sync_mode") == "incremental"
-        stream_state = read_state(_load_state(args.state)) if args.state and incremental else None
+        full_refresh = bool(engagement) and engagement.get("sync_mode") != "incremental"
+        # A full refresh reads the state too: a retried attempt resumes from its failed attempt's state.
+        stream_state = read_state(_load_state(args.state)) if args.state and engagement else None
     except ConfigError as error:
         out.write(_mask_line(protocol.error_trace(str(error), CONFIG_ERROR), secret))
         return 1
+    if not selected:
+        return 0
 
-    campaigns_ok = True
+    token = cancel.CancelToken()
+    restore = cancel.install(token)  # from here on, SIGTERM/SIGINT end the sync with a last STATE
+    streams = tuple(selected)
+    export = EngagementExport(
+        config, stream_state, args.debug, streams=streams, full_refresh_mode=full_refresh, cancel=token
+    )
     try:
-        if protocol.CAMPAIGNS_STREAM in selected:
-            # A failed campaigns stream does not stop the engagement stream (a key without campaigns:read
-            # can still export configured campaign_ids); the sync still fails at the end.
-            campaigns_ok = _read_campaigns_with_cdk(raw_config, catalog, out)
-        if engagement:
-            export = EngagementExport(config, stream_state, debug=args.debug)
-            for chunk in export.messages():
-                out.write(chunk)
-                if not chunk.startswith(RECORD_PREFIX):
-                    out.flush()  # STATE, logs (a budget wait's too) and traces reach the platform at once
+        for chunk in export.messages():
+            out.write(chunk)
+            if not chunk.startswith(RECORD_PREFIX):
+                out.flush()  # STATE, logs (a budget wait's too) and traces reach the platform at once
     except SyncFailed as failure:
-        trace = protocol.error_trace(str(failure), failure.failure_type, stream=protocol.ENGAGEMENT_STREAM)
+        trace = protocol.error_trace(str(failure), failure.failure_type, stream=failure.stream)
         out.write(_mask_line(trace, secret))
         return 1
     except Exception as exc:  # never a silent crash: a TRACE error Airbyte can show, the key masked
@@ -75,31 +78,13 @@ def main(argv: list[str], out: BinaryIO | None = None) -> int:
         return 1
     finally:
         out.flush()
-    return 0 if campaigns_ok else 1
-
-
-def _read_campaigns_with_cdk(raw_config: dict[str, Any], raw_catalog: dict[str, Any], out: BinaryIO) -> bool:
-    """Read `campaigns` through the CDK; False if it failed (the CDK already emitted its error trace)."""
-    from airbyte_cdk.logger import init_logger
-    from airbyte_cdk.models import AirbyteMessageSerializer, ConfiguredAirbyteCatalogSerializer
-    from airbyte_cdk.utils.airbyte_secrets_utils import update_secrets
-    from airbyte_cdk.utils.traced_exception import AirbyteTracedException
-
-    from source_soundlink.source import SourceSoundlink
-
-    secret = raw_config["api_key"]
-    update_secrets([secret])  # the CDK's log formatter masks it too
-    streams = [s for s in raw_catalog["streams"] if _stream_name(s) == protocol.CAMPAIGNS_STREAM]
-    catalog = ConfiguredAirbyteCatalogSerializer.load({**raw_catalog, "streams": streams})
-    source = SourceSoundlink(catalog, raw_config, None)
-    try:
-        for message in source.read(init_logger("airbyte"), raw_config, catalog, []):
-            out.write(_mask_line(orjson.dumps(AirbyteMessageSerializer.dump(message)), secret) + b"\n")
-    except AirbyteTracedException:
-        return False
-    finally:
-        out.flush()
-    return True
+        restore()
+    if export.cancelled:
+        code = cancel.exit_code(export.cancelled)
+        if export.abandoned:
+            os._exit(code)  # a worker still blocked on a socket must not hold the exit past the grace period
+        return code
+    return 0
 
 
 def _stream_name(entry: Any) -> str:

@@ -9,6 +9,12 @@ checkpoints into STATE, so STATE always follows the records it covers and carrie
 state_emitter.py decides when a STATE goes out (throttled, heartbeats while the sync waits); the campaign
 listing runs on a worker too, so the consumer can heartbeat while it pages or waits.
 
+The `campaigns` stream is emitted from that same listing when the catalog selects it (campaigns_stream.py
+builds its messages): one pass over /v1/campaigns per sync, through the one request budget, with the
+heartbeat running, and no CDK import. A cancel (cancel.py) stops new requests, lets the windows in flight
+finish for a few seconds, and ends with one STATE covering every complete window. A full refresh resumes
+from the state of its interrupted attempt (full_refresh.py).
+
 The pieces: campaigns.py lists the campaigns, cursor.py decides each campaign's first day and its next
 state, partitioner.py cuts the days into windows, jsonl_decoder.py reads one window's body.
 """
@@ -19,7 +25,7 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
@@ -27,10 +33,11 @@ from typing import Any
 import requests
 
 from source_soundlink import protocol
+from source_soundlink.cancel import CancelToken
 from source_soundlink.client import SoundlinkClient
 from source_soundlink.config import SoundlinkConfig
-from source_soundlink.engagement import cursor
-from source_soundlink.engagement.campaigns import NDJSON, Campaign, export_path, resolve_campaigns
+from source_soundlink.engagement import campaigns_stream, cursor, full_refresh
+from source_soundlink.engagement.campaigns import NDJSON, Campaign, Listing, export_path, resolve_campaigns
 from source_soundlink.engagement.cursor import CampaignState
 from source_soundlink.engagement.jsonl_decoder import JsonlDecoder
 from source_soundlink.engagement.partitioner import DateSlicingPartitioner, Window
@@ -39,14 +46,17 @@ from source_soundlink.errors import CONFIG_ERROR, SYSTEM_ERROR, SoundlinkError
 
 _DONE = object()  # a worker's completion sentinel
 _FLUSH = object()  # a worker starts a long wait: checkpoint what is complete before it
+_WAKE = object()  # a cancel was requested: the consumer looks at it now, not at its next timeout
 LONG_WAIT_S = 10.0  # a wait at least this long flushes the state first
+CANCEL_GRACE_S = 5.0  # after a cancel, windows in flight may finish for this long (wall clock)
 
 
 class SyncFailed(Exception):
     """The sync could not complete; `errors` say why. State already emitted stays valid."""
 
-    def __init__(self, errors: list[SoundlinkError]) -> None:
+    def __init__(self, errors: list[SoundlinkError], stream: str = protocol.ENGAGEMENT_STREAM) -> None:
         self.errors = errors
+        self.stream = stream
         first = errors[0]
         self.failure_type = (
             CONFIG_ERROR if any(e.failure_type == CONFIG_ERROR for e in errors) else first.failure_type
@@ -93,10 +103,23 @@ class EngagementExport:
         clock: Callable[[], float] | None = None,
         state_interval_s: float = STATE_INTERVAL_S,
         heartbeat_s: float = HEARTBEAT_S,
+        streams: Collection[str] = (protocol.ENGAGEMENT_STREAM,),
+        full_refresh_mode: bool = False,
+        cancel: CancelToken | None = None,
     ) -> None:
         """`clock` (default time.monotonic) times the request budget's waits and, with `state_interval_s`
-        and `heartbeat_s`, the STATE pacing (state_emitter.py); tests pass fake or shortened ones."""
+        and `heartbeat_s`, the STATE pacing (state_emitter.py); tests pass fake or shortened ones.
+        `streams`: the selected streams of this source (engagement, campaigns or both); `full_refresh_mode`:
+        the engagement stream is read in full refresh, resuming from `stream_state` only if a full refresh
+        wrote it; `cancel`: set by a SIGTERM/SIGINT handler (read_command.py) to end the sync gracefully."""
         self.config = config
+        self._engagement = protocol.ENGAGEMENT_STREAM in streams
+        self._campaigns_stream = protocol.CAMPAIGNS_STREAM in streams
+        self._listing = Listing() if self._campaigns_stream else None
+        self._full_refresh = full_refresh_mode
+        self._cancel = cancel or CancelToken()
+        self.cancelled: str | None = None  # the signal that cancelled the sync, once it has
+        self.abandoned = False  # a worker was still busy when the cancel's grace period ended
         self._debug = debug
         self._clock = clock or time.monotonic
         self._state_pacing = (state_interval_s, heartbeat_s)
@@ -104,6 +127,9 @@ class EngagementExport:
         self._cancelled = threading.Event()  # stop new work: a refused key, or the consumer is gone
         self._consumer_gone = threading.Event()  # nobody reads the queue any more
         self.client = SoundlinkClient(config, self._log, backoff_base_s, sleep=self._wait, clock=self._clock)
+        self._resume_note = None
+        if full_refresh_mode:
+            stream_state, self._resume_note = full_refresh.resumable(stream_state)
         self._state = cursor.campaign_states(stream_state)
         self._lock = threading.Lock()
         self._errors: list[SoundlinkError] = []
@@ -123,63 +149,99 @@ class EngagementExport:
     def messages(self) -> Iterator[bytes]:
         stream = protocol.ENGAGEMENT_STREAM
         started = time.monotonic()
-        yield protocol.stream_status(stream, "STARTED")
+        if self._campaigns_stream:
+            yield protocol.stream_status(protocol.CAMPAIGNS_STREAM, "STARTED")
+        if self._engagement:
+            yield protocol.stream_status(stream, "STARTED")
+            if self._resume_note:
+                yield protocol.log("INFO", self._resume_note)
         emitter = StateEmitter(*self._state_pacing, clock=self._clock)
         listing_error: SoundlinkError | None = None
+        campaigns_error: SoundlinkError | None = None
+        campaigns_pending = self._campaigns_stream  # its messages wait for the listing
         running_sent = False
+        grace_ends: float | None = None  # set by a cancel: windows in flight may finish until then
         pending = 1  # tasks whose _DONE has not arrived: the listing, then one per campaign
-        with ThreadPoolExecutor(max_workers=self.config.num_workers, thread_name_prefix="soundlink") as pool:
-            pool.submit(self._run_listing)
-            try:
-                while pending:
-                    try:
-                        item = self._out.get(timeout=max(0.0, emitter.seconds_until_due()))
-                    except queue.Empty:
-                        item = None  # nothing arrived: a heartbeat or a deferred checkpoint may be due
-                    force = False
-                    if item is None:
-                        pass
-                    elif item is _DONE:
-                        pending -= 1
-                    elif type(item) is _Records:
-                        if not running_sent:
-                            running_sent = True
-                            yield protocol.stream_status(stream, "RUNNING")
-                        emitter.records(item.count)
-                        yield item.data
-                    elif type(item) is _Checkpoint:
-                        with self._lock:
-                            self._state[item.campaign_id] = item.campaign_state
-                            self.stats["windows"] += 1
-                            self.stats["rows"] += item.rows
-                        emitter.checkpoint()
-                    elif item is _FLUSH:
-                        force = emitter.changed
-                    elif type(item) is _Listed:
-                        if item.campaigns is None:
-                            listing_error = item.error
-                        else:
-                            yield self._started(item.campaigns)
-                            for campaign in item.campaigns:
-                                pool.submit(self._run_campaign, campaign)
-                            pending += len(item.campaigns)
-                    else:
-                        yield item
-                    if force or emitter.due():
-                        yield self._state_message(emitter.emitted())
-            finally:
-                self._consumer_gone.set()  # a consumer that stops early must not leave workers blocked
-                self._cancelled.set()
-                while pending:
-                    if self._out.get() is _DONE:
-                        pending -= 1
+        threading.Thread(target=self._watch_cancel, name="soundlink-cancel", daemon=True).start()
+        pool = ThreadPoolExecutor(max_workers=self.config.num_workers, thread_name_prefix="soundlink")
+        pool.submit(self._run_listing)
+        try:
+            while pending:
+                if grace_ends is None and self._cancel.reason is not None:
+                    self.cancelled = self._cancel.reason
+                    self._cancelled.set()  # no new window, no new request; waits end at once
+                    # The platform's grace period is wall-clock time, whatever clock paces the budget.
+                    grace_ends = time.perf_counter() + CANCEL_GRACE_S
+                if grace_ends is None:
+                    timeout = max(0.0, emitter.seconds_until_due())
+                else:
+                    timeout = grace_ends - time.perf_counter()
+                    if timeout <= 0:
+                        self.abandoned = True  # a body still streams: its window is read again next sync
+                        break
+                try:
+                    item = self._out.get(timeout=timeout)
+                except queue.Empty:
+                    item = None  # nothing arrived: a heartbeat or a deferred checkpoint may be due
+                force = False
+                if item is None or item is _WAKE:
+                    pass
+                elif item is _DONE:
+                    pending -= 1
+                elif type(item) is _Records:
+                    if not running_sent:
+                        running_sent = True
+                        yield protocol.stream_status(stream, "RUNNING")
+                    emitter.records(item.count)
+                    yield item.data
+                elif type(item) is _Checkpoint:
+                    with self._lock:
+                        self._state[item.campaign_id] = item.campaign_state
+                        self.stats["windows"] += 1
+                        self.stats["rows"] += item.rows
+                    emitter.checkpoint()
+                elif item is _FLUSH:
+                    force = emitter.changed
+                elif type(item) is _Listed:
+                    if self._listing is not None:
+                        campaigns_pending = False
+                        out, campaigns_error = campaigns_stream.messages(self._listing, item.error)
+                        yield out
+                    if item.campaigns is None:
+                        listing_error = item.error
+                    elif self._engagement and grace_ends is None:
+                        yield self._started(item.campaigns)
+                        for campaign in item.campaigns:
+                            pool.submit(self._run_campaign, campaign)
+                        pending += len(item.campaigns)
+                else:
+                    yield item
+                if grace_ends is None and (force or emitter.due()):
+                    yield self._state_message(emitter.emitted())
+        finally:
+            self._consumer_gone.set()  # a consumer that stops early must not leave workers blocked
+            self._cancelled.set()
+            self._cancel.release()
+            while pending and not self.abandoned:
+                if self._out.get() is _DONE:
+                    pending -= 1
+            pool.shutdown(wait=not self.abandoned, cancel_futures=True)
+        if campaigns_pending:  # cancelled before the listing ended
+            yield protocol.stream_status(protocol.CAMPAIGNS_STREAM, "INCOMPLETE")
+        if self.cancelled:
+            yield from self._cancelled_messages(emitter)
+            return
+        if not self._engagement:
+            if campaigns_error is not None:
+                raise SyncFailed([campaigns_error], protocol.CAMPAIGNS_STREAM)
+            return
         if listing_error is not None:  # no campaign was read: the state handed in stands
             yield protocol.stream_status(stream, "INCOMPLETE")
             raise SyncFailed([listing_error])
         yield self._state_message(emitter.emitted())  # the end, or before the failure's trace
         if self._errors:
             yield protocol.stream_status(stream, "INCOMPLETE")
-            raise SyncFailed(self._errors)
+            raise SyncFailed(self._errors + ([campaigns_error] if campaigns_error else []))
         seconds = time.monotonic() - started
         s = self.stats
         yield protocol.log(
@@ -189,6 +251,33 @@ class EngagementExport:
             f"{s['export_requests']} export requests, {emitter.emitted_states} STATE messages.",
         )
         yield protocol.stream_status(stream, "COMPLETE")
+        if campaigns_error is not None:
+            # A key without campaigns:read still exported the configured campaigns; the sync fails now.
+            raise SyncFailed([campaigns_error], protocol.CAMPAIGNS_STREAM)
+
+    def _cancelled_messages(self, emitter: StateEmitter) -> Iterator[bytes]:
+        """After a cancel: one STATE covering every complete window, INCOMPLETE, one LOG line."""
+        if self._engagement:
+            yield self._state_message(emitter.emitted())
+            yield protocol.stream_status(protocol.ENGAGEMENT_STREAM, "INCOMPLETE")
+        s = self.stats
+        message = (
+            f"Sync cancelled ({self.cancelled}): the last STATE covers {s['windows']} complete windows "
+            f"({s['rows']} rows) read in this sync; the next sync resumes after them."
+        )
+        if self.abandoned:
+            message += f" Windows still streaming after {CANCEL_GRACE_S:.0f} s are read again then."
+        if self._errors:
+            first = self._errors[0].message
+            message += f" {len(self._errors)} campaigns had failed before; the first: {first}"
+        yield protocol.log("WARN", message)
+
+    def _watch_cancel(self) -> None:
+        """Wake the consumer when a cancel is requested (a signal handler must not touch the queue)."""
+        if self._cancel.wait():
+            self._cancelled.set()
+            with contextlib.suppress(_Cancelled):
+                self._put(_WAKE)
 
     def _started(self, campaigns: list[Campaign]) -> bytes:
         self.stats["campaigns"] = len(campaigns)
@@ -216,7 +305,7 @@ class EngagementExport:
             self._out.put(_DONE)
 
     def _campaigns(self) -> list[Campaign]:
-        campaigns = resolve_campaigns(self.client, self.config, self._log)
+        campaigns = resolve_campaigns(self.client, self.config, self._log, self._listing)
         server_today = self.client.server_today
         if server_today is not None and server_today < self.config.today:
             # The host's clock is ahead of Soundlink's (seconds around midnight UTC are enough): a
@@ -256,7 +345,7 @@ class EngagementExport:
     def _sync_campaign(self, campaign: Campaign) -> None:
         with self._lock:
             state = self._state.get(campaign.campaign_id)
-        planned = cursor.plan(campaign, self.config, state)
+        planned = (full_refresh.plan if self._full_refresh else cursor.plan)(campaign, self.config, state)
         if planned is None:
             with self._lock:
                 self.stats["settled" if state and state.settled else "idle"] += 1
@@ -318,6 +407,8 @@ class EngagementExport:
     def _state_message(self, record_count: int) -> bytes:
         with self._lock:
             stream_state = cursor.stream_state(self._state)
+        if self._full_refresh:
+            stream_state = full_refresh.mark(stream_state)
         return protocol.state(protocol.ENGAGEMENT_STREAM, stream_state, record_count)
 
     # -- output ------------------------------------------------------------------------------------------
