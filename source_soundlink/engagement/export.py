@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from time import perf_counter as wall_clock  # the cancel's grace period: real seconds, whatever the clock
 from typing import Any
 
 import requests
@@ -170,12 +171,11 @@ class EngagementExport:
                 if grace_ends is None and self._cancel.reason is not None:
                     self.cancelled = self._cancel.reason
                     self._cancelled.set()  # no new window, no new request; waits end at once
-                    # The platform's grace period is wall-clock time, whatever clock paces the budget.
-                    grace_ends = time.perf_counter() + CANCEL_GRACE_S
+                    grace_ends = wall_clock() + CANCEL_GRACE_S
                 if grace_ends is None:
                     timeout = max(0.0, emitter.seconds_until_due())
                 else:
-                    timeout = grace_ends - time.perf_counter()
+                    timeout = grace_ends - wall_clock()
                     if timeout <= 0:
                         self.abandoned = True  # a body still streams: its window is read again next sync
                         break
