@@ -23,8 +23,28 @@ STREAMS = protocol.STREAMS
 RECORD_PREFIX = b'{"type":"RECORD"'
 
 
+class _Stdout:
+    """stdout through os.write, looping until every byte is out. CPython's BufferedWriter can drop the rest
+    of a write to a full pipe that a signal interrupts part-way (write(2) returns a partial count), which a
+    SIGTERM handler makes likely: half a RECORD line, then the next message (reproduced on 3.11)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+        return len(data)
+
+    def flush(self) -> None:
+        pass  # nothing is buffered
+
+
 def main(argv: list[str], out: BinaryIO | None = None) -> int:
-    out = out or sys.stdout.buffer
+    if out is None:
+        sys.stdout.flush()
+        out = _Stdout(sys.stdout.fileno())  # type: ignore[assignment]
     parser = argparse.ArgumentParser(prog="source-soundlink read")
     parser.add_argument("--config", required=True)
     parser.add_argument("--catalog", required=True)
