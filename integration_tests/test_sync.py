@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from helpers import (
     by_pk,
     campaign_by_status,
     campaign_state,
+    catalog,
     export_requests,
     multi_window_campaign,
     pk,
@@ -261,3 +263,18 @@ def test_given_both_streams_when_read_then_campaigns_are_listed_once_and_emitted
     assert statuses == ["STARTED", "RUNNING", "COMPLETE"]
     state = next(m["state"] for m in messages if m["type"] == "STATE")
     assert state["sourceStats"]["recordCount"] == len(run.stream_records(CAMPAIGNS))
+
+
+def test_given_both_streams_when_read_then_the_cdk_is_never_imported(
+    sandbox: Sandbox, connector: Connector
+) -> None:
+    probe = (
+        "import sys; from source_soundlink import read_command; code = read_command.main(sys.argv[1:]); "
+        "print(sorted(m for m in sys.modules if m.startswith('airbyte_cdk'))[:3], file=sys.stderr); "
+        "sys.exit(code)"
+    )
+    argv = connector.argv("read", connector.config(), catalog(CAMPAIGNS, ENGAGEMENT))[1:]
+    run = connector.run(argv, sandbox.api_key, command=[sys.executable, "-c", probe]).assert_ok()
+
+    assert run.stream_records(CAMPAIGNS) and run.records
+    assert run.stderr.strip().endswith(b"[]"), run.stderr[-500:]
