@@ -1,9 +1,9 @@
 """Which campaigns a sync reads: the campaign object, listing every page, and lookups of configured ids.
 
-The CDK reads the `campaigns` stream from the manifest, but the engagement export needs the list itself
-(ids, start dates, status, updatedAt) before its first window, with its own errors: a key without
-campaigns:read can still export configured campaign_ids, and a configured id the listing lacks is looked
-up so that its 404 names it.
+The engagement export needs the list itself (ids, start dates, status, updatedAt) before its first window,
+with its own errors: a key without campaigns:read can still export configured campaign_ids, and a
+configured id the listing lacks is looked up so that its 404 names it. The same pass keeps the listed items
+for the `campaigns` stream (Listing, campaigns_stream.py), so a sync lists the campaigns once.
 """
 
 from __future__ import annotations
