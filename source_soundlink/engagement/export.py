@@ -172,8 +172,10 @@ class EngagementExport:
                     self.cancelled = self._cancel.reason
                     self._cancelled.set()  # no new window, no new request; waits end at once
                     grace_ends = wall_clock() + CANCEL_GRACE_S
+                timeout: float | None
                 if grace_ends is None:
-                    timeout = max(0.0, emitter.seconds_until_due())
+                    # Only the engagement stream heartbeats (the campaigns stream has no state to repeat).
+                    timeout = max(0.0, emitter.seconds_until_due()) if self._engagement else None
                 else:
                     timeout = grace_ends - wall_clock()
                     if timeout <= 0:
@@ -216,7 +218,7 @@ class EngagementExport:
                         pending += len(item.campaigns)
                 else:
                     yield item
-                if grace_ends is None and (force or emitter.due()):
+                if grace_ends is None and self._engagement and (force or emitter.due()):
                     yield self._state_message(emitter.emitted())
         finally:
             self._consumer_gone.set()  # a consumer that stops early must not leave workers blocked
