@@ -85,10 +85,14 @@ def mid_records(states: int, records: int) -> Stop:
 
 
 def run_and_kill(
-    connector: Connector, config: dict[str, Any], state: dict[str, Any] | None, stop: Stop | None
+    connector: Connector,
+    config: dict[str, Any],
+    state: dict[str, Any] | None,
+    stop: Stop | None,
+    sync_mode: str = "incremental",
 ) -> KilledRun:
     """Run `source-soundlink read`, reading stdout line by line; SIGKILL it as soon as `stop` says so."""
-    argv = connector.argv("read", config, catalog(), state)
+    argv = connector.argv("read", config, catalog(sync_mode=sync_mode), state)
     stderr_path = connector.workdir / "stderr.txt"
     run = KilledRun()
     with open(stderr_path, "wb") as stderr:
@@ -363,3 +367,38 @@ def test_given_a_full_refresh_cancelled_half_way_when_retried_with_its_state_the
     assert_same_rows(by_pk(both), truth)
     assert not first & second, f"windows requested by both attempts: {sorted(first & second)[:5]}"
     assert len(second) < 0.75 * fresh_requests, (len(second), fresh_requests)
+
+
+def after_a_state_with_rows_it_does_not_cover(messages: list[dict[str, Any]]) -> bool:
+    """Right after a STATE preceded by rows of a window it does not cover (a window still in flight)."""
+    if messages[-1]["type"] != "STATE":
+        return False
+    covered = messages[-1]["state"]["stream"]["stream_state"]["campaigns"]
+    for message in messages:
+        if message["type"] == "RECORD":
+            row = message["record"]["data"]
+            span = covered.get(row["campaign_id"])
+            through = span.get("through") if isinstance(span, dict) else span[1] if span else None
+            if through is None or row["report_date"] > through:
+                return True
+    return False
+
+
+def test_given_a_full_refresh_sigkilled_mid_windows_when_retried_with_its_state_then_each_row_comes_once(
+    sandbox: Sandbox, connector: Connector
+) -> None:
+    """A hard kill lands while windows are half emitted (STATE paced as in production, clocks warped): the
+    committed rows of the killed attempt plus the retry's rows are the truth, each row once (Overwrite)."""
+    sandbox.configure(latency=0.02)
+    config = connector.config(window_size_days=WINDOW_DAYS, num_workers=3)
+    killed = run_and_kill(connector, config, None, after_a_state_with_rows_it_does_not_cover, "full_refresh")
+    assert killed.returncode == -9
+    records, state = killed.committed
+    assert state is not None and state["full_refresh"] is True
+    clear_requests_once_quiet(sandbox)
+    retried = run_and_kill(connector, config, state, None, sync_mode="full_refresh")
+    assert retried.returncode == 0, retried.stderr[-2000:]
+
+    both = records + retried.records
+    assert_unique_pks(both)
+    assert_same_rows(by_pk(both), sandbox.truth())

@@ -40,7 +40,7 @@ from source_soundlink.config import SoundlinkConfig
 from source_soundlink.engagement import campaigns_stream, cursor, full_refresh
 from source_soundlink.engagement.campaigns import NDJSON, Campaign, Listing, export_path, resolve_campaigns
 from source_soundlink.engagement.cursor import CampaignState
-from source_soundlink.engagement.jsonl_decoder import JsonlDecoder
+from source_soundlink.engagement.jsonl_decoder import JsonlDecoder, WindowProgress
 from source_soundlink.engagement.partitioner import DateSlicingPartitioner, Window
 from source_soundlink.engagement.state_emitter import HEARTBEAT_S, STATE_INTERVAL_S, StateEmitter
 from source_soundlink.errors import CONFIG_ERROR, SYSTEM_ERROR, SoundlinkError
@@ -73,6 +73,8 @@ class SyncFailed(Exception):
 class _Records:
     data: bytes  # newline-terminated RECORD messages
     count: int
+    campaign_id: str | None = None  # a full refresh's: the window in flight and how far its rows reach
+    partial: full_refresh.Partial | None = None
 
 
 @dataclass
@@ -129,15 +131,19 @@ class EngagementExport:
         self._consumer_gone = threading.Event()  # nobody reads the queue any more
         self.client = SoundlinkClient(config, self._log, backoff_base_s, sleep=self._wait, clock=self._clock)
         self._resume_note = None
+        # Full refresh: the windows in flight, as far as their rows were emitted (only the consumer
+        # touches it), and where the handed-in state says the retry resumes inside a window.
+        self._partials: dict[str, full_refresh.Partial] = {}
         if full_refresh_mode:
-            stream_state, self._resume_note = full_refresh.resumable(stream_state)
+            stream_state, self._partials, self._resume_note = full_refresh.resumable(stream_state)
+        self._resume = dict(self._partials)
         self._state = cursor.campaign_states(stream_state)
         self._lock = threading.Lock()
         self._errors: list[SoundlinkError] = []
         self._partitioner = DateSlicingPartitioner(config.window_size_days)
         self._decoder = JsonlDecoder(
             self._fetch,
-            lambda data, count: self._put(_Records(data, count)),
+            self._records,
             self._put,
             self._log,
             lambda seconds: self._wait(seconds),
@@ -196,11 +202,14 @@ class EngagementExport:
                         yield protocol.stream_status(stream, "RUNNING")
                     emitter.records(item.count)
                     yield item.data
+                    if item.partial is not None:
+                        self._partials[item.campaign_id] = item.partial
                 elif type(item) is _Checkpoint:
                     with self._lock:
                         self._state[item.campaign_id] = item.campaign_state
                         self.stats["windows"] += 1
                         self.stats["rows"] += item.rows
+                    self._partials.pop(item.campaign_id, None)
                     emitter.checkpoint()
                 elif item is _FLUSH:
                     force = emitter.changed
@@ -377,8 +386,11 @@ class EngagementExport:
         for window in windows:
             if self._cancelled.is_set():
                 raise _Cancelled
+            resume = self._resume.pop(campaign.campaign_id, None)
+            if resume is not None and resume.start != window.start.isoformat():
+                resume = None  # not where the earlier attempt was (cannot happen within one job)
             try:
-                progress = self._decoder.read_window(window)
+                progress = self._decoder.read_window(window, resume and (resume.last_date, resume.keys))
             except SoundlinkError as error:
                 if windows.split(window, error):
                     self._log(
@@ -406,11 +418,19 @@ class EngagementExport:
             export_path(window.campaign_id), params, str(window), "metrics:read", NDJSON, stream=True
         )
 
+    def _records(self, data: bytes, count: int, window: Window, progress: WindowProgress) -> None:
+        """The decoder emitted rows; a full refresh also tells the consumer how far they reach."""
+        partial = None
+        if self._full_refresh:
+            keys = frozenset(progress.day_keys)
+            partial = full_refresh.Partial(window.start.isoformat(), progress.last_date or "", keys)
+        self._put(_Records(data, count, window.campaign_id, partial))
+
     def _state_message(self, record_count: int) -> bytes:
         with self._lock:
             stream_state = cursor.stream_state(self._state)
         if self._full_refresh:
-            stream_state = full_refresh.mark(stream_state)
+            stream_state = full_refresh.mark(stream_state, self._partials)
         return protocol.state(protocol.ENGAGEMENT_STREAM, stream_state, record_count)
 
     # -- output ------------------------------------------------------------------------------------------

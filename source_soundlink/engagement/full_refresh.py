@@ -13,16 +13,18 @@ A full-refresh state is told apart from an incremental one by `"full_refresh": t
 from: it would skip history the Overwrite table no longer holds. An incremental sync may read a
 full-refresh state: its spans are complete windows emitted, as an incremental state's are.
 
-What stays inexact: rows of a window still in flight at the last STATE before a hard kill (SIGKILL, a lost
-pod) are sent again by the retry, since a STATE counts every record emitted before it while a window's
-rows are only checkpointed when the window completes. A cancel (SIGTERM) lets the windows in flight finish
-first, and a failed sync finishes every window of the other campaigns before its last STATE.
+Windows in flight: a STATE counts every record emitted before it, also those of windows not complete yet
+(other workers stream theirs meanwhile, a window can fail half-way, a process can be killed). So a
+full-refresh STATE also records, per campaign with such a window, where its emitted rows reach (`partial`:
+the window's first day, the last report_date emitted and the keys emitted on that date; rows come sorted by
+report_date), and the retry skips those rows as the decoder skips them after a cut body. Each row reaches
+the Overwrite table once, whatever ended the attempt.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from source_soundlink.config import SoundlinkConfig
 from source_soundlink.engagement import cursor
@@ -30,23 +32,61 @@ from source_soundlink.engagement.campaigns import Campaign
 from source_soundlink.engagement.cursor import CampaignState, Plan
 
 MARKER = "full_refresh"
+PARTIAL = "partial"
 
 
-def mark(stream_state: dict[str, Any]) -> dict[str, Any]:
-    """The stream state a full refresh writes."""
-    return {**stream_state, MARKER: True}
+class Partial(NamedTuple):
+    """How far the emitted rows of a campaign's window in flight reach."""
+
+    start: str  # the window's first day
+    last_date: str  # the last report_date emitted
+    keys: frozenset[tuple[Any, ...]]  # (engagement_context, country_code, engaged_spotify_track_id) of it
 
 
-def resumable(stream_state: dict[str, Any] | None) -> tuple[dict[str, Any] | None, str | None]:
-    """The state a full refresh resumes from (None: start over), and a note saying what was done with it."""
+def mark(stream_state: dict[str, Any], partials: dict[str, Partial]) -> dict[str, Any]:
+    """The stream state a full refresh writes: the marker, and the windows in flight."""
+    campaigns = dict(stream_state["campaigns"])
+    for campaign_id, partial in partials.items():
+        entry = campaigns.get(campaign_id, {})
+        if isinstance(entry, dict):  # a settled campaign (a list) reads no window
+            keys = sorted((list(key) for key in partial.keys), key=repr)
+            campaigns[campaign_id] = {**entry, PARTIAL: [partial.start, partial.last_date, keys]}
+    return {**stream_state, "campaigns": campaigns, MARKER: True}
+
+
+def resumable(
+    stream_state: dict[str, Any] | None,
+) -> tuple[dict[str, Any] | None, dict[str, Partial], str | None]:
+    """The state a full refresh resumes from (None: start over), the windows in flight it recorded, and a
+    note saying what was done with it."""
     if not stream_state or not stream_state.get("campaigns"):
-        return None, None
-    if stream_state.get(MARKER) is True:
-        return stream_state, "Resuming the interrupted full refresh after the windows it completed."
-    return None, (
-        "The state handed in was written by an incremental sync: a full refresh reads every campaign from "
-        "its start and ignores it."
-    )
+        return None, {}, None
+    if stream_state.get(MARKER) is not True:
+        return (
+            None,
+            {},
+            (
+                "The state handed in was written by an incremental sync: a full refresh reads every campaign "
+                "from its start and ignores it."
+            ),
+        )
+    partials, unreadable = {}, []
+    for campaign_id, entry in stream_state["campaigns"].items():
+        raw = entry.get(PARTIAL) if isinstance(entry, dict) else None
+        if raw is None:
+            continue
+        try:
+            start, last_date, keys = raw
+            partials[campaign_id] = Partial(str(start), str(last_date), frozenset(tuple(k) for k in keys))
+        except (TypeError, ValueError):
+            unreadable.append(campaign_id)
+    note = "Resuming the interrupted full refresh after the rows it emitted."
+    if unreadable:
+        note += (
+            f" The window in flight of campaigns {unreadable[:5]} is not readable in the state: its rows "
+            "already emitted are sent again."
+        )
+    return stream_state, partials, note
 
 
 def plan(campaign: Campaign, config: SoundlinkConfig, state: CampaignState | None) -> Plan | None:

@@ -62,14 +62,14 @@ class _BodyCut(Exception):
 
 
 class JsonlDecoder:
-    """Reads export windows: `fetch` sends the request, `emit_records` takes RECORD bytes and their row
-    count, `emit` takes other messages (estimates), `wait` sleeps between attempts (a cancelled sync
-    interrupts it)."""
+    """Reads export windows: `fetch` sends the request, `emit_records` takes RECORD bytes, their row count,
+    the window and its progress including them, `emit` takes other messages (estimates), `wait` sleeps
+    between attempts (a cancelled sync interrupts it)."""
 
     def __init__(
         self,
         fetch: Callable[[Window], requests.Response],
-        emit_records: Callable[[bytes, int], None],
+        emit_records: Callable[[bytes, int, Window, WindowProgress], None],
         emit: Callable[[bytes], None],
         log: Logger,
         wait: Callable[[float], None],
@@ -83,9 +83,15 @@ class JsonlDecoder:
         self._backoff_base_s = backoff_base_s
         self._prefix, self._middle = protocol.record_envelope(protocol.ENGAGEMENT_STREAM)
 
-    def read_window(self, window: Window) -> WindowProgress:
-        """Emit every row of `window` once, re-fetching a cut body; raise SoundlinkError if it cannot."""
+    def read_window(self, window: Window, resume: tuple[str, frozenset[Any]] | None = None) -> WindowProgress:
+        """Emit every row of `window` once, re-fetching a cut body; raise SoundlinkError if it cannot.
+
+        `resume` (report_date, keys of that date): rows before that date, or of it with those keys, were
+        emitted by an earlier attempt and are skipped, as after a cut body."""
         progress = WindowProgress()
+        if resume is not None:
+            progress.resume_date, progress.resume_keys = resume
+            progress.last_date, progress.day_keys = resume[0], set(resume[1])
         started = time.monotonic()
         for attempt in range(1, MAX_BODY_ATTEMPTS + 1):
             try:
@@ -162,7 +168,9 @@ class JsonlDecoder:
             )
             if emit:
                 progress.rows_emitted += len(emit)
-                self._emit_records(protocol.record_chunk(self._prefix, self._middle, emit), len(emit))
+                self._emit_records(
+                    protocol.record_chunk(self._prefix, self._middle, emit), len(emit), window, progress
+                )
             if chunk is None:
                 break
         if announced is not None and rows_in_body != announced:
