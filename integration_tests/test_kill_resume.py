@@ -402,3 +402,31 @@ def test_given_a_full_refresh_sigkilled_mid_windows_when_retried_with_its_state_
     both = records + retried.records
     assert_unique_pks(both)
     assert_same_rows(by_pk(both), sandbox.truth())
+
+
+def test_given_every_export_hanging_when_sigtermed_then_it_exits_within_the_grace_period_with_a_state(
+    sandbox: Sandbox, connector: Connector
+) -> None:
+    """Requests in flight that do not answer (a stalled server) cannot hold the exit: after 5 s of grace
+    the connector checkpoints what is complete and exits, the stalled windows to be read again."""
+    sandbox.add_faults([{"kind": "slow_first_byte", "delay": 12.0, "times": 100}])
+    argv = connector.argv("read", connector.config(num_workers=3), catalog(), None)
+    proc = subprocess.Popen([*connector.command(), *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while len(export_requests(sandbox)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT_S)
+        seconds = time.monotonic() - signalled
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    assert proc.returncode == 143 and seconds < 8 and b"Traceback" not in stderr, (proc.returncode, seconds)
+    messages = [json.loads(line) for line in stdout.splitlines()]
+    assert [m["type"] for m in messages[-3:]] == ["STATE", "TRACE", "LOG"]
+    assert messages[-3]["state"]["sourceStats"]["recordCount"] == 0
+    assert "read again" in messages[-1]["log"]["message"]
