@@ -15,6 +15,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from source_soundlink import cancel, protocol
+from source_soundlink.clock import SYSTEM_CLOCK, Clock
 from source_soundlink.config import ConfigError, SoundlinkConfig
 from source_soundlink.engagement import EngagementExport, SyncFailed, read_state
 from source_soundlink.errors import CONFIG_ERROR, SYSTEM_ERROR
@@ -41,7 +42,8 @@ class _Stdout:
         pass  # nothing is buffered
 
 
-def main(argv: list[str], out: BinaryIO | None = None) -> int:
+def main(argv: list[str], out: BinaryIO | None = None, clock: Clock = SYSTEM_CLOCK) -> int:
+    """Run `read` with `argv`, writing messages to `out`; `clock` times every wait (tests fake it)."""
     if out is None:
         sys.stdout.flush()
         out = _Stdout(sys.stdout.fileno())  # type: ignore[assignment]
@@ -57,17 +59,7 @@ def main(argv: list[str], out: BinaryIO | None = None) -> int:
         key = raw_config.get("api_key") if isinstance(raw_config, dict) else None
         secret = key if isinstance(key, str) else ""
         config = SoundlinkConfig.from_mapping(raw_config)
-        catalog = _load_json(args.catalog, "catalog")
-        if not isinstance(catalog, dict) or not all(
-            isinstance(e, dict) for e in catalog.get("streams") or []
-        ):
-            raise ConfigError(f"The catalog file {args.catalog} is not a ConfiguredAirbyteCatalog object.")
-        selected = {_stream_name(entry): entry for entry in (catalog.get("streams") or [])}
-        unknown = sorted(set(selected) - set(STREAMS))
-        if unknown:
-            raise ConfigError(
-                f"The catalog selects unknown streams {unknown}; this source has {list(STREAMS)}."
-            )
+        selected = _selected_streams(args.catalog)
         engagement = selected.get(protocol.ENGAGEMENT_STREAM)
         full_refresh = bool(engagement) and engagement.get("sync_mode") != "incremental"
         # A full refresh reads the state too: a retried attempt resumes from its failed attempt's state.
@@ -82,7 +74,13 @@ def main(argv: list[str], out: BinaryIO | None = None) -> int:
     restore = cancel.install(token)  # from here on, SIGTERM/SIGINT end the sync with a last STATE
     streams = tuple(selected)
     export = EngagementExport(
-        config, stream_state, args.debug, streams=streams, full_refresh_mode=full_refresh, cancel=token
+        config,
+        stream_state,
+        args.debug,
+        clock=clock,
+        streams=streams,
+        full_refresh_mode=full_refresh,
+        cancel=token,
     )
     try:
         for chunk in export.messages():
@@ -105,6 +103,18 @@ def main(argv: list[str], out: BinaryIO | None = None) -> int:
             os._exit(code)  # a worker still blocked on a socket must not hold the exit past the grace period
         return code
     return 0
+
+
+def _selected_streams(path: str) -> dict[str, Any]:
+    """The catalog's entries by stream name; ConfigError if it is not a catalog of this source's streams."""
+    catalog = _load_json(path, "catalog")
+    if not isinstance(catalog, dict) or not all(isinstance(e, dict) for e in catalog.get("streams") or []):
+        raise ConfigError(f"The catalog file {path} is not a ConfiguredAirbyteCatalog object.")
+    selected = {_stream_name(entry): entry for entry in (catalog.get("streams") or [])}
+    unknown = sorted(set(selected) - set(STREAMS))
+    if unknown:
+        raise ConfigError(f"The catalog selects unknown streams {unknown}; this source has {list(STREAMS)}.")
+    return selected
 
 
 def _stream_name(entry: Any) -> str:

@@ -12,13 +12,13 @@ import requests_mock
 from source_soundlink.config import SoundlinkConfig
 from source_soundlink.engagement import EngagementExport, SyncFailed
 from unit_tests import builders as b
-from unit_tests.builders import BASE_URL
+from unit_tests.builders import BASE_URL, FakeClock
 
 BOTH = ("campaigns", b.ENGAGEMENT)
 
 
 def _read(config: dict[str, Any], streams: tuple[str, ...]) -> tuple[list[dict[str, Any]], SyncFailed | None]:
-    export = EngagementExport(SoundlinkConfig.from_mapping(config), None, streams=streams)
+    export = EngagementExport(SoundlinkConfig.from_mapping(config), None, clock=FakeClock(), streams=streams)
     messages: list[dict[str, Any]] = []
     try:
         for chunk in export.messages():

@@ -13,16 +13,15 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
-import pytest
 import requests_mock
 
 from source_soundlink import cancel
 from source_soundlink.cancel import CancelToken
+from source_soundlink.clock import SYSTEM_CLOCK, Clock
 from source_soundlink.config import SoundlinkConfig
 from source_soundlink.engagement import EngagementExport
 from unit_tests import builders as b
 from unit_tests.builders import BASE_URL
-from unit_tests.test_export import ORIGINAL_SLEEP
 
 CAMPAIGNS = [f"camp_{i}" for i in range(6)]
 EXPORTS = re.compile(r"/v1/campaigns/camp_[0-9]+/metrics/engagement/export")
@@ -37,15 +36,22 @@ def _messages(export: EngagementExport) -> list[dict[str, Any]]:
     return [orjson.loads(line) for chunk in export.messages() for line in chunk.splitlines()]
 
 
-def _export(token: CancelToken, **config: Any) -> EngagementExport:
+def _export(token: CancelToken, clock: Clock, **config: Any) -> EngagementExport:
     settings = b.config(end_date="2026-03-30", window_size_days=10, **config)
     # Pacing far longer than the sync: only the cancel can bring a STATE before the end.
     return EngagementExport(
-        SoundlinkConfig.from_mapping(settings), None, state_interval_s=1e6, heartbeat_s=1e6, cancel=token
+        SoundlinkConfig.from_mapping(settings),
+        None,
+        clock=clock,
+        state_interval_s=1e6,
+        heartbeat_s=1e6,
+        cancel=token,
     )
 
 
-def test_given_windows_in_flight_when_cancelled_then_they_finish_and_one_state_covers_them() -> None:
+def test_given_windows_in_flight_when_cancelled_then_they_finish_and_one_state_covers_them(
+    clock: b.FakeClock,
+) -> None:
     token = CancelToken()
     sent: list[tuple[str, str]] = []
     lock = threading.Lock()
@@ -59,13 +65,13 @@ def test_given_windows_in_flight_when_cancelled_then_they_finish_and_one_state_c
                 token.request("SIGTERM")  # while this window (and the other worker's) is in flight
         rows = b.daily_rows(request.path.split("/")[3], start.upper(), end.upper())
         context.headers["X-Row-Count"] = str(len(rows))
-        threading.Event().wait(0.05)  # a body on its way when the cancel lands (time.sleep is faked)
+        time.sleep(0.05)  # a body on its way when the cancel lands
         return b.jsonl(rows)
 
     with requests_mock.Mocker() as mocker:
         mocker.get(f"{BASE_URL}/v1/campaigns", json=_listing())
         mocker.get(EXPORTS, content=answer)
-        export = _export(token, num_workers=2)
+        export = _export(token, clock, num_workers=2)
         messages = _messages(export)
 
     assert export.cancelled == "SIGTERM" and not export.abandoned
@@ -91,10 +97,7 @@ def test_given_windows_in_flight_when_cancelled_then_they_finish_and_one_state_c
     assert claimed == emitted
 
 
-def test_given_a_worker_waiting_out_a_retry_after_when_cancelled_then_the_sync_ends_at_once(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(EngagementExport, "_sleep", ORIGINAL_SLEEP)  # real, interruptible waits
+def test_given_a_worker_waiting_out_a_retry_after_when_cancelled_then_the_sync_ends_at_once() -> None:
     token = CancelToken()
     limited = {
         "status_code": 429,
@@ -104,7 +107,7 @@ def test_given_a_worker_waiting_out_a_retry_after_when_cancelled_then_the_sync_e
     with requests_mock.Mocker() as mocker:
         mocker.get(f"{BASE_URL}/v1/campaigns", json=_listing())
         mocker.get(EXPORTS, **limited)
-        export = _export(token, num_workers=3)
+        export = _export(token, SYSTEM_CLOCK, num_workers=3)  # real, interruptible waits
         threading.Timer(0.5, token.request, ("SIGINT",)).start()
         started = time.monotonic()
         messages = _messages(export)

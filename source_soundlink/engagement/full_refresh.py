@@ -26,10 +26,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, NamedTuple
 
+import source_soundlink.engagement.cursor as cursor
 from source_soundlink.config import SoundlinkConfig
-from source_soundlink.engagement import cursor
 from source_soundlink.engagement.campaigns import Campaign
 from source_soundlink.engagement.cursor import CampaignState, Plan
+from source_soundlink.engagement.window import Window, WindowProgress
 
 MARKER = "full_refresh"
 PARTIAL = "partial"
@@ -41,6 +42,41 @@ class Partial(NamedTuple):
     start: str  # the window's first day
     last_date: str  # the last report_date emitted
     keys: frozenset[tuple[Any, ...]]  # (engagement_context, country_code, engaged_spotify_track_id) of it
+
+
+class Resumption:
+    """One full-refresh sync: where the state handed in resumes inside windows (asked by the span readers,
+    once per campaign), and the windows in flight as far as their rows were emitted (kept by the export's
+    consumer, the only writer of STATE, for the next one)."""
+
+    def __init__(self, stream_state: dict[str, Any] | None) -> None:
+        self.stream_state, self._in_flight, self.note = resumable(stream_state)
+        self._resume = dict(self._in_flight)
+
+    @staticmethod
+    def plan(campaign: Campaign, config: SoundlinkConfig, state: CampaignState | None) -> Plan | None:
+        return plan(campaign, config, state)
+
+    def resume_point(self, window: Window) -> tuple[str, frozenset[tuple[Any, ...]]] | None:
+        """How far the earlier attempt's rows of `window` reach, if it had that window in flight."""
+        resume = self._resume.pop(window.campaign_id, None)
+        if resume is None or resume.start != window.start.isoformat():
+            return None  # not where the earlier attempt was (cannot happen within one job)
+        return resume.last_date, resume.keys
+
+    @staticmethod
+    def partial(window: Window, progress: WindowProgress) -> Partial:
+        """How far the rows of `window` emitted so far reach."""
+        return Partial(window.start.isoformat(), progress.last_date or "", frozenset(progress.day_keys))
+
+    def emitted(self, campaign_id: str, partial: Partial) -> None:
+        self._in_flight[campaign_id] = partial
+
+    def completed(self, campaign_id: str) -> None:
+        self._in_flight.pop(campaign_id, None)
+
+    def mark(self, stream_state: dict[str, Any]) -> dict[str, Any]:
+        return mark(stream_state, self._in_flight)
 
 
 def mark(stream_state: dict[str, Any], partials: dict[str, Partial]) -> dict[str, Any]:
