@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 
+from source_soundlink import protocol
 from source_soundlink.errors import CONFIG_ERROR, TRANSIENT_ERROR, SoundlinkError
 from source_soundlink.protocol import Logger
 
@@ -30,10 +31,11 @@ _PART_CHARS = 600  # one failure's share of a combined message
 
 
 class SyncFailed(Exception):
-    """The sync could not complete; `errors` say why. State already emitted stays valid."""
+    """The sync could not complete; `errors` say why (of `stream`). State already emitted stays valid."""
 
-    def __init__(self, errors: list[SoundlinkError]) -> None:
+    def __init__(self, errors: list[SoundlinkError], stream: str = protocol.ENGAGEMENT_STREAM) -> None:
         self.errors = errors
+        self.stream = stream
         first = errors[0]
         self.failure_type = (
             CONFIG_ERROR if any(e.failure_type == CONFIG_ERROR for e in errors) else first.failure_type
@@ -74,9 +76,10 @@ class SyncFailures:
         """A window completed."""
         self._breaker.success()
 
-    def sync_failed(self, left: int) -> SyncFailed | None:
-        """The sync's failure once it ended (`left`: campaigns stopped before they were finished)."""
-        return SyncFailed(self._breaker.report(self.errors, left)) if self.errors else None
+    def reported(self, left: int) -> list[SoundlinkError]:
+        """The errors the sync's failure names once it ended (`left`: campaigns stopped before they were
+        finished): an outage's summarized in one."""
+        return self._breaker.report(self.errors, left)
 
 
 def combined_message(errors: list[SoundlinkError], limit: int = MAX_MESSAGE_CHARS) -> str:
