@@ -46,6 +46,7 @@ class SoundlinkConfig:
     requests_per_minute: int = 60
     requests_per_hour: int = 600
     today: date = field(default_factory=today_utc)
+    today_settles: bool = True  # False when the host's and Soundlink's dates disagree (cursor.sync_today)
 
     @property
     def last_date(self) -> date:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -13,12 +14,14 @@ from source_soundlink.engagement.cursor import (
     CampaignState,
     after_window,
     campaign_states,
+    confirmed,
     covered_through,
     first_day_to_read,
     late_delivery,
     plan,
     read_state,
     settled,
+    stream_state,
 )
 from source_soundlink.engagement.jsonl_decoder import WindowProgress
 from source_soundlink.engagement.partitioner import Window
@@ -71,11 +74,19 @@ def test_widening_engagement_context_backfills_and_narrowing_does_not() -> None:
     assert first_day_to_read(campaign, _config(engagement_context="catalog"), _s(both)) == date(2026, 11, 13)
 
 
-def test_a_sync_that_started_after_the_covered_span_does_not_bridge_the_gap() -> None:
-    # Read 01-01..02-01, then (start_date 09-01) 09-01..11-20: the state must not claim 02-02..08-31.
-    gap = {"from": "2026-01-01", "through": "2026-02-01"}
-    assert covered_through(date(2026, 9, 1), _config(start_date="2026-09-01"), _s(gap)) is None
-    assert covered_through(date(2026, 2, 2), _config(start_date="2026-02-02"), _s(gap)) == date(2026, 2, 1)
+def test_given_start_date_past_the_covered_span_when_planned_then_the_days_between_are_kept_stale() -> None:
+    # Read 01-01..02-01, then (start_date 09-01) 09-01 on: 01-25..08-31 were never read (or could still
+    # change when last read), so the span keeps them as stale instead of claiming or forgetting them.
+    gap = _s({"from": "2026-01-01", "through": "2026-02-01"})
+    planned = plan(Campaign("c", date(2026, 1, 1)), _config(start_date="2026-09-01"), gap)
+    assert planned is not None and planned.first == date(2026, 9, 1)
+    assert planned.base.covered_from == date(2026, 1, 1)
+    assert planned.base.stale == (date(2026, 1, 25), date(2026, 8, 31))
+    assert covered_through(date(2026, 2, 2), _config(start_date="2026-02-02"), gap) == date(2026, 2, 1)
+    # start_date cleared after that sync: the stale days are read, from their first one.
+    after = replace(planned.base, through=TODAY)
+    cleared = plan(Campaign("c", date(2026, 1, 1)), _config(), after)
+    assert cleared is not None and cleared.first == date(2026, 1, 25) and cleared.base.stale is None
 
 
 def test_a_settled_flag_is_ignored_once_the_status_is_no_longer_terminal() -> None:
@@ -151,19 +162,21 @@ def test_campaign_state_round_trips_its_json_and_drops_empty_fields() -> None:
 
 
 def test_given_a_settled_campaign_when_written_then_it_is_compact_and_reads_back_settled() -> None:
-    settled_v1 = {
-        "from": "2026-01-01",
-        "through": "2026-06-01",
-        "has_rows": True,
-        "report_date": "2026-05-30",
-        "ended_on": "2026-04-01",
-        "settled": True,
-        "updated_at": "2026-04-02T00:00:00Z",
-    }
-    compact = CampaignState.from_json(settled_v1, version=1).to_json()
+    settled_v2 = CampaignState(
+        date(2026, 1, 1),
+        date(2026, 6, 1),
+        None,
+        True,
+        "2026-05-30",
+        date(2026, 4, 1),
+        True,
+        "2026-04-02T00:00:00Z",
+    )
+    compact = settled_v2.to_json()
     assert compact == ["2026-01-01", "2026-06-01", "2026-04-02T00:00:00Z"]
     back = CampaignState.from_json(compact)
-    assert (back.settled, back.updated_at, back.covered_from, back.through) == (
+    assert (back.settled, back.settle_checked, back.updated_at, back.covered_from, back.through) == (
+        True,
         True,
         "2026-04-02T00:00:00Z",
         date(2026, 1, 1),
@@ -178,6 +191,37 @@ def test_given_a_settled_campaign_when_written_then_it_is_compact_and_reads_back
         True,
         "U",
     )
+
+
+SETTLED_BY_0_1_0 = {
+    "from": "2026-01-01",
+    "through": "2026-06-01",
+    "has_rows": True,
+    "report_date": "2026-05-30",
+    "ended_on": "2026-04-01",
+    "settled": True,
+    "updated_at": "2026-04-02T00:00:00Z",
+}
+
+
+def test_given_a_0_1_0_settled_flag_when_written_before_its_recheck_then_it_keeps_the_recheck_mark() -> None:
+    unchecked = CampaignState.from_json(SETTLED_BY_0_1_0, version=1)
+    assert unchecked.settled and not unchecked.settle_checked
+    written = unchecked.to_json()
+    assert written == {**SETTLED_BY_0_1_0, "settled": "recheck"}  # never the trusted compact list
+    assert CampaignState.from_json(written) == unchecked  # read back by this version: still unchecked
+    # Through a whole stream state and back, as every STATE of a sync writes it.
+    states = campaign_states(
+        stream_state(campaign_states({"state_version": 1, "campaigns": {"c": SETTLED_BY_0_1_0}}))
+    )
+    assert states["c"] == unchecked
+    # Once checked and confirmed by today's rule, it is trusted and compact.
+    campaign = Campaign("c", date(2026, 1, 1), "completed", updated_at="2026-04-02T00:00:00Z")
+    trusted = confirmed(campaign, _config(), unchecked)
+    assert trusted is not None and trusted.to_json() == ["2026-01-01", "2026-06-01", "2026-04-02T00:00:00Z"]
+    assert confirmed(campaign, _config(), trusted) is None  # nothing left to confirm
+    renewed = Campaign("c", date(2026, 1, 1), "completed", updated_at="2026-09-08T10:00:00Z")
+    assert confirmed(renewed, _config(), unchecked) is None  # changed since: read, not confirmed
 
 
 def test_given_an_ended_run_when_the_campaign_changed_later_then_it_is_not_settled_before_that_change() -> (
@@ -195,19 +239,75 @@ def test_given_an_ended_run_when_the_campaign_changed_later_then_it_is_not_settl
     assert settled(no_updated_at, january, date(2026, 3, 31))  # the read reached today
 
 
-def test_given_start_date_inside_the_revision_window_when_planned_then_the_span_shrinks_to_it() -> None:
+def test_given_start_date_inside_the_revision_window_when_planned_then_the_days_it_cuts_off_stay_stale() -> (
+    None
+):
     campaign = Campaign("c", date(2026, 1, 1))
     state = _s({"from": "2026-01-01", "through": "2026-11-26"})
     # 11-24 is after through - lookback (11-19): days 11-19..11-23 can still change and are not re-read.
     planned = plan(campaign, _config(start_date="2026-11-24"), state)
     assert planned is not None and planned.first == date(2026, 11, 24)
-    assert planned.base.covered_from == date(2026, 11, 24)
-    # Clearing start_date later: the span no longer reaches the campaign's start, so it is read again.
-    assert first_day_to_read(campaign, _config(), planned.base) == date(2026, 1, 1)
-    # A start_date before through - lookback skips only final days: the span is kept.
+    assert planned.base.covered_from == date(2026, 1, 1)  # the span is kept
+    assert planned.base.stale == (date(2026, 11, 19), date(2026, 11, 23))
+    # Written and read back with the state, carried through the windows read.
+    window = Window("c", date(2026, 11, 24), TODAY)
+    after = after_window(campaign, planned.base, window, WindowProgress(), _config(start_date="2026-11-24"))
+    assert CampaignState.from_json(after.to_json()) == after and after.stale == planned.base.stale
+    # The next sync, start_date still set: still stale, nothing more read than from start_date.
+    again = plan(campaign, _config(start_date="2026-11-24"), after)
+    assert again is not None and again.first == date(2026, 11, 24)
+    assert again.base.stale == (date(2026, 11, 19), date(2026, 11, 23))
+    # Clearing start_date: the stale days and the lookback are read, not the campaign's whole history.
+    cleared = plan(campaign, _config(), after)
+    assert cleared is not None and cleared.first == date(2026, 11, 19) and cleared.base.stale is None
+    # Moved earlier, but not to the stale days' start: only the days asked for are read, the rest stays.
+    partly = plan(campaign, _config(start_date="2026-11-21"), after)
+    assert partly is not None and partly.first == date(2026, 11, 21)
+    assert partly.base.stale == (date(2026, 11, 19), date(2026, 11, 20))
+    # A start_date before through - lookback skips only final days: nothing is stale.
     kept = plan(campaign, _config(start_date="2026-06-01"), state)
-    assert kept is not None and kept.base.covered_from == date(2026, 1, 1)
+    assert kept is not None and kept.base.covered_from == date(2026, 1, 1) and kept.base.stale is None
     assert kept.first == date(2026, 11, 19)
+
+
+def test_given_a_settled_campaign_when_start_date_moves_later_or_is_cleared_then_nothing_is_read() -> None:
+    campaign = Campaign("c", date(2026, 1, 1), "completed", updated_at="2026-03-01T00:00:00Z")
+    settled_state = CampaignState.from_json(["2026-01-01", "2026-06-01", "2026-03-01T00:00:00Z"])
+    for start_date in ("2026-05-30", "2026-06-02", "2026-11-25", None):  # inside, past its span, cleared
+        assert plan(campaign, _config(start_date=start_date), settled_state) is None, start_date
+    # Moved before the span: those days were never read.
+    assert first_day_to_read(
+        Campaign("c", date(2025, 6, 1), "completed", updated_at="2026-03-01T00:00:00Z"),
+        _config(start_date="2025-12-01"),
+        settled_state,
+    ) == date(2025, 12, 1)
+
+
+def test_given_a_settled_campaign_with_stale_days_when_they_are_asked_for_again_then_only_then_read() -> None:
+    campaign = Campaign("c", date(2026, 1, 1), "completed", updated_at="2026-03-01T00:00:00Z")
+    state = CampaignState(
+        date(2026, 1, 1),
+        date(2026, 6, 1),
+        has_rows=True,
+        ended_on=date(2026, 3, 1),
+        settled=True,
+        updated_at="2026-03-01T00:00:00Z",
+        stale=(date(2026, 2, 20), date(2026, 2, 26)),
+    )
+    written = state.to_json()
+    assert (
+        isinstance(written, dict)
+        and written["settled"] is True
+        and written["stale"]
+        == [
+            "2026-02-20",
+            "2026-02-26",
+        ]
+    )
+    assert CampaignState.from_json(written) == state  # trusted: written by this version
+    assert plan(campaign, _config(start_date="2026-02-27"), state) is None
+    asked = plan(campaign, _config(), state)
+    assert asked is not None and asked.first == date(2026, 2, 20) and asked.base.stale is None
 
 
 def test_given_a_through_in_the_future_when_planned_then_the_lookback_starts_from_today() -> None:

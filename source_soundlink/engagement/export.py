@@ -217,16 +217,10 @@ class EngagementExport:
 
     def _campaigns(self) -> list[Campaign]:
         campaigns = resolve_campaigns(self.client, self.config, self._log)
-        server_today = self.client.server_today
-        if server_today is not None and server_today < self.config.today:
-            # The host's clock is ahead of Soundlink's (seconds around midnight UTC are enough): a
-            # `through` past Soundlink's today would start every later lookback one day too late.
-            self._log(
-                "WARN",
-                f"Soundlink's date is {server_today.isoformat()} while this host's is "
-                f"{self.config.today.isoformat()}; reading up to Soundlink's today.",
-            )
-            self.config = replace(self.config, today=server_today)
+        today = cursor.sync_today(self.config.today, self.client.server_today)
+        if today.warning:
+            self._log("WARN", today.warning)
+        self.config = replace(self.config, today=today.today, today_settles=today.today_settles)
         return campaigns
 
     # -- one campaign: its windows, in order, checkpointing each ----------------------------------------
@@ -258,10 +252,13 @@ class EngagementExport:
             state = self._state.get(campaign.campaign_id)
         planned = cursor.plan(campaign, self.config, state)
         if planned is None:
+            confirmed = cursor.confirmed(campaign, self.config, state)
             with self._lock:
+                if confirmed:  # a 0.1.0 settled flag checked now: trusted from here on (covers no record)
+                    self._state[campaign.campaign_id] = confirmed
                 self.stats["settled" if state and state.settled else "idle"] += 1
             return
-        if state and state.through and state.through > self.config.today:
+        if state and state.through and state.through > self.config.today and self.config.today_settles:
             self._log(
                 "WARN",
                 f"campaign {campaign.campaign_id}: the state's through {state.through.isoformat()} is after "
