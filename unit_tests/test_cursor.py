@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
+from urllib.parse import parse_qs
 
+import orjson
 import pytest
+import requests_mock
 
 from source_soundlink.config import ConfigError, SoundlinkConfig
+from source_soundlink.engagement import EngagementExport, SyncFailed
 from source_soundlink.engagement.campaigns import Campaign
 from source_soundlink.engagement.cursor import (
     CampaignState,
@@ -22,9 +27,11 @@ from source_soundlink.engagement.cursor import (
     read_state,
     settled,
     stream_state,
+    sync_today,
 )
 from source_soundlink.engagement.jsonl_decoder import WindowProgress
 from source_soundlink.engagement.partitioner import Window
+from unit_tests import builders as b
 from unit_tests.builders import config
 
 TODAY = date(2026, 11, 27)
@@ -445,3 +452,154 @@ def test_given_a_legacy_state_keyed_by_both_stream_names_when_read_then_the_enga
     legacy = {"campaigns": {}, ENGAGEMENT: STREAM_STATE}
     assert read_state(legacy) == STREAM_STATE
     assert read_state({"campaigns": {}}) is None
+
+
+# -- which date is today --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("server_offset", "today_offset", "settles", "warned"),
+    [
+        (None, 0, True, None),  # no Date header seen
+        (0, 0, True, None),
+        (-1, -1, True, "Soundlink's date is"),  # around midnight UTC: Soundlink's today
+        (-2, -2, True, "Soundlink's date is"),
+        (2, 0, True, None),  # Soundlink ahead: its newest day is read next sync
+        (-3, -3, False, "3 days from this host's"),
+        (-400, -400, False, "400 days from this host's"),
+        (400, 0, False, "400 days from this host's"),
+    ],
+)
+def test_given_the_host_and_soundlink_dates_when_the_sync_decides_today_then_far_apart_clocks_settle_nothing(
+    server_offset: int | None, today_offset: int, settles: bool, warned: str | None
+) -> None:
+    server = None if server_offset is None else TODAY + timedelta(days=server_offset)
+
+    today, today_settles, warning = sync_today(TODAY, server)
+
+    assert (today, today_settles) == (TODAY + timedelta(days=today_offset), settles)
+    assert (warning is None) if warned is None else (warned in warning)
+
+
+def test_given_a_date_header_400_days_behind_and_a_90_day_lookback_when_read_then_nothing_settles_early() -> (
+    None
+):
+    # Ran 02-2025 with a 30-day tail, renewed in 09-2026, completed 11-10: its tail is still running today.
+    renewed = Campaign("c", date(2025, 2, 1), "completed", updated_at="2026-11-10T12:00:00Z")
+    today, today_settles, _ = sync_today(TODAY, TODAY - timedelta(days=400))
+    config = replace(_config(lookback_window_days=90), today=today, today_settles=today_settles)
+    state = CampaignState()
+    ended_run = WindowProgress(
+        last_date="2025-03-31", first_date="2025-02-01", ended_since="2025-03-03", saw_not_ended=True
+    )
+    for window, progress in (
+        (Window("c", date(2025, 2, 1), date(2025, 5, 1)), ended_run),
+        (Window("c", date(2025, 5, 2), today), WindowProgress()),  # nothing up to the Date header's today
+    ):
+        state = after_window(renewed, state, window, progress, config)
+        assert not state.settled, window
+    # The rule it falls back from would have settled it on the `ended` run of 2025 alone.
+    assert settled(renewed, state, today)
+    # The next sync, clocks agreeing again, reads it from through - lookback on.
+    assert first_day_to_read(renewed, _config(lookback_window_days=90), state) == today - timedelta(days=90)
+
+
+# -- the 0.1.0 re-check mark in every STATE a sync writes before the campaign is checked ---------------
+
+RENEWED = b.campaign("camp_renewed", created="2026-01-01", status="completed")
+RENEWED["updatedAt"] = "2026-09-08T10:00:00Z"  # renewed and completed after 0.1.0's flag was written
+BYSTANDER = b.campaign("camp_b", created="2026-08-01")
+STATE_0_1_0 = {
+    "state_version": 1,
+    "campaigns": {
+        "camp_renewed": {
+            "from": "2026-01-01",
+            "through": "2026-03-31",
+            "has_rows": True,
+            "report_date": "2026-02-20",
+            "ended_on": "2026-01-21",
+            "settled": True,
+            "updated_at": "2026-09-08T10:00:00Z",
+        },
+        "camp_b": {"from": "2026-08-01", "through": "2026-09-30", "has_rows": True},
+    },
+}
+END = "2026-10-31"
+
+
+def _answer_exports(refuse_first: dict[str, Any] | None = None) -> Any:
+    """Answers every export with two rows a day of its window; the first one with `refuse_first`."""
+    refused: list[bool] = []
+
+    def answer(request: Any, context: Any) -> bytes:
+        if refuse_first is not None and not refused:
+            refused.append(True)
+            context.status_code = 429
+            context.headers["Retry-After"] = str(refuse_first["retry_after"])
+            return orjson.dumps({"error": {"code": "rate_limit_exceeded"}, "meta": {"requestId": "req-429"}})
+        query = parse_qs(request.query)
+        rows = b.daily_rows(request.path.split("/")[3], query["startdate"][0], query["enddate"][0])
+        context.headers["X-Row-Count"] = str(len(rows))
+        return b.jsonl(rows)
+
+    return answer
+
+
+def _sync(
+    state: dict[str, Any] | None,
+    refuse_first: dict[str, Any] | None = None,
+    stop_after_states: int = 0,
+    **config: Any,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """One sync over HTTP mocks (the renewed campaign listed last, one worker): its STATE messages' stream
+    states and the campaigns exported. `stop_after_states` kills it after that many STATEs."""
+    listing = {"data": {"items": [BYSTANDER, RENEWED], "pagination": {"totalPages": 1}}}
+    export = EngagementExport(
+        SoundlinkConfig.from_mapping(b.config(end_date=END, num_workers=1, window_size_days=30, **config)),
+        state,
+        state_interval_s=0,  # a STATE after every window: each is one the platform may keep
+    )
+    states: list[dict[str, Any]] = []
+    with requests_mock.Mocker() as mocker:
+        mocker.get(f"{b.BASE_URL}/v1/campaigns", json=listing)
+        mocker.get(re.compile(r".*/metrics/engagement/export"), content=_answer_exports(refuse_first))
+        messages = export.messages()
+        try:
+            for chunk in messages:
+                for line in chunk.splitlines():
+                    message = orjson.loads(line)
+                    if message["type"] == "STATE":
+                        states.append(message["state"]["stream"]["stream_state"])
+                if stop_after_states and len(states) >= stop_after_states:
+                    messages.close()  # killed: the platform keeps the last STATE it got
+                    break
+        except SyncFailed:
+            pass
+        exported = [r.path.split("/")[3] for r in mocker.request_history if r.path.endswith("/export")]
+    return states, exported
+
+
+@pytest.mark.parametrize(
+    ("way", "sync"),
+    [
+        ("campaign_ids narrowed", {"campaign_ids": ["camp_b"]}),
+        ("failure: the quota spent at the first export", {"refuse_first": {"retry_after": 7200}}),
+        ("killed after its first STATE", {"stop_after_states": 1}),
+        ("a STATE before a long wait, then heartbeats", {"refuse_first": {"retry_after": 1200}}),
+    ],
+)
+def test_given_a_0_1_0_settled_flag_when_a_state_is_written_before_its_recheck_then_the_next_sync_rechecks_it(
+    way: str, sync: dict[str, Any]
+) -> None:
+    states, exported = _sync(STATE_0_1_0, **sync)
+
+    before_recheck = states[: len(states) if "camp_renewed" not in exported else 1]
+    assert before_recheck, way
+    for state in before_recheck:  # every STATE the platform could keep before the campaign was checked
+        assert state["campaigns"]["camp_renewed"] == {
+            **STATE_0_1_0["campaigns"]["camp_renewed"],
+            "settled": "recheck",
+        }
+    resumed, exported = _sync(before_recheck[-1])  # what a sync stopped at that moment leaves
+    assert "camp_renewed" in exported, f"{way}: the renewed campaign was trusted as settled"
+    assert resumed[-1]["campaigns"]["camp_renewed"]["through"] == END
