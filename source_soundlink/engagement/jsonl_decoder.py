@@ -9,9 +9,12 @@ and resumed after the rows already emitted; anything that would lose or repeat a
 
 from __future__ import annotations
 
+import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import orjson
@@ -36,6 +39,9 @@ PRIMARY_KEY = (
     "engaged_spotify_track_id",
 )
 _BODY_CUT_ERRORS = (urllib3.exceptions.HTTPError, requests.RequestException, OSError)
+# Soundlink's row schema; its minor versions 1.x are additive (fields not known here are kept).
+SCHEMA_VERSION = "1.0"
+_READABLE_SCHEMA = re.compile(r"1\.\d+")
 
 
 @dataclass
@@ -82,6 +88,9 @@ class JsonlDecoder:
         self._wait = wait
         self._backoff_base_s = backoff_base_s
         self._prefix, self._middle = protocol.record_envelope(protocol.ENGAGEMENT_STREAM)
+        # The 1.x versions other than 1.0 seen this sync, each warned about once.
+        self._minor_versions: set[str] = set()
+        self._versions_lock = threading.Lock()
 
     def read_window(self, window: Window) -> WindowProgress:
         """Emit every row of `window` once, re-fetching a cut body; raise SoundlinkError if it cannot."""
@@ -185,6 +194,7 @@ class JsonlDecoder:
     ) -> tuple[list[bytes], int, int]:
         """The hot loop: parse each line once, check it, keep its raw bytes for the RECORD envelope."""
         loads = orjson.loads
+        campaign_id, minor_versions = window.campaign_id, self._minor_versions
         first_day, last_day = window.start.isoformat(), window.end.isoformat()
         resume_date, resume_keys = progress.resume_date, progress.resume_keys
         last_date, day_keys = progress.last_date, progress.day_keys
@@ -212,21 +222,18 @@ class JsonlDecoder:
                     or track is None
                     or row["provider"] is None
                     or row["account_id"] is None
-                    or row["campaign_id"] is None
+                    or row["campaign_id"] != campaign_id
                 ):
-                    raise KeyError(next(f for f in PRIMARY_KEY if row.get(f) is None))
+                    raise self._bad_row(where, line_no, _key_problem(row, campaign_id))
             except KeyError as exc:
                 raise self._bad_row(
                     where, line_no, f"primary-key field {exc.args[0]} is missing or null"
                 ) from None
             except TypeError:
                 raise self._bad_row(where, line_no, "it is not a JSON object") from None
-            if row.get("schema_version") != "1.0":
-                raise self._bad_row(
-                    where,
-                    line_no,
-                    f"schema_version is {row.get('schema_version')!r}, this connector reads '1.0'",
-                )
+            version = row.get("schema_version")
+            if version != SCHEMA_VERSION and version not in minor_versions:
+                self._minor_version(version, where, line_no)
             rows_in_body += 1
             key = (context, country, track)
             if resume_date is not None:
@@ -238,8 +245,10 @@ class JsonlDecoder:
                     raise self._bad_row(where, line_no, "a primary-key field is not a scalar") from None
                 if emitted_before:
                     continue  # emitted before the connection was cut
-            if day != last_date:
-                if not (isinstance(day, str) and first_day <= day <= last_day):
+            if day != last_date:  # the date is checked once per day: it becomes the state's report_date
+                if not _plain_date(day):
+                    raise self._bad_row(where, line_no, f"report_date {day!r} is not a YYYY-MM-DD date")
+                if not first_day <= day <= last_day:
                     raise self._bad_row(
                         where, line_no, f"report_date {day!r} is outside the requested window"
                     )
@@ -268,6 +277,26 @@ class JsonlDecoder:
         progress.last_date, progress.day_keys = last_date, day_keys
         return emit, line_no, rows_in_body
 
+    def _minor_version(self, version: Any, where: str, line_no: int) -> None:
+        """A row's schema_version other than 1.0: a 1.x is read, with one warning per sync for each such
+        version; anything else (2.x, not a string) is refused."""
+        if not (isinstance(version, str) and _READABLE_SCHEMA.fullmatch(version)):
+            raise self._bad_row(
+                where,
+                line_no,
+                f"schema_version is {version!r}, this connector reads '1.0' and its minor versions 1.x",
+            )
+        with self._versions_lock:
+            if version in self._minor_versions:
+                return
+            self._minor_versions.add(version)
+        self._log(
+            "WARN",
+            f"Soundlink sends rows of schema_version {version!r} (first at {where}, line {line_no}); this "
+            f"connector was built for '{SCHEMA_VERSION}' and reads them as 1.x: fields it does not know are "
+            "kept, and each row keeps its schema_version.",
+        )
+
     @staticmethod
     def _bad_row(where: str, line_no: int, what: str) -> SoundlinkError:
         return SoundlinkError(
@@ -275,6 +304,21 @@ class JsonlDecoder:
             "this window was not checkpointed and the next sync re-reads it.",
             SYSTEM_ERROR,
         )
+
+
+def _key_problem(row: dict[str, Any], campaign_id: str) -> str:
+    missing = next((f for f in PRIMARY_KEY if row.get(f) is None), None)
+    if missing is not None:
+        return f"primary-key field {missing} is missing or null"
+    return f"campaign_id {row['campaign_id']!r} is not the campaign exported ({campaign_id})"
+
+
+def _plain_date(day: Any) -> bool:
+    """A real YYYY-MM-DD date, as the schema's `format: date` and the state's report_date need."""
+    try:
+        return isinstance(day, str) and len(day) == 10 and date.fromisoformat(day).isoformat() == day
+    except ValueError:
+        return False
 
 
 def _row_count(value: str | None) -> int | None:
