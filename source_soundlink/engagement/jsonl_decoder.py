@@ -194,7 +194,7 @@ class JsonlDecoder:
     ) -> tuple[list[bytes], int, int]:
         """The hot loop: parse each line once, check it, keep its raw bytes for the RECORD envelope."""
         loads = orjson.loads
-        campaign_id, minor_versions = window.campaign_id, self._minor_versions
+        campaign_id, schema, minor_versions = window.campaign_id, SCHEMA_VERSION, self._minor_versions
         first_day, last_day = window.start.isoformat(), window.end.isoformat()
         resume_date, resume_keys = progress.resume_date, progress.resume_keys
         last_date, day_keys = progress.last_date, progress.day_keys
@@ -232,7 +232,7 @@ class JsonlDecoder:
             except TypeError:
                 raise self._bad_row(where, line_no, "it is not a JSON object") from None
             version = row.get("schema_version")
-            if version != SCHEMA_VERSION and version not in minor_versions:
+            if version != schema and version not in minor_versions:
                 self._minor_version(version, where, line_no)
             rows_in_body += 1
             key = (context, country, track)
