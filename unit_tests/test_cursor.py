@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -30,7 +31,7 @@ from source_soundlink.engagement.cursor import (
     sync_today,
 )
 from source_soundlink.engagement.jsonl_decoder import WindowProgress
-from source_soundlink.engagement.partitioner import Window
+from source_soundlink.engagement.partitioner import DateSlicingPartitioner, Window
 from unit_tests import builders as b
 from unit_tests.builders import config
 
@@ -386,6 +387,14 @@ def test_given_a_form_a_user_would_pass_when_read_then_the_stream_state_is_found
         ({"cursor": "2026-01-01"}, "not a state of this source"),
         (["nope"], "entry 1 of the list is not a per-stream (STREAM) state"),
         ({"state_version": 2, "campaigns": {"c": ["2026-01-01"]}}, "a settled campaign is [from, through"),
+        (
+            {"state_version": 2, "campaigns": {"c": {"settled": "yes"}}},
+            "campaign c: settled 'yes' is not true or",
+        ),
+        (
+            {"state_version": 2, "campaigns": {"c": {"stale": ["2026-03-02", "2026-03-01"]}}},
+            "campaign c: stale ['2026-03-02', '2026-03-01'] is not [first day, last day]",
+        ),
     ],
 )
 def test_given_a_state_it_cannot_read_when_read_then_a_config_error_says_what_and_how_to_start_over(
@@ -603,3 +612,32 @@ def test_given_a_0_1_0_settled_flag_when_a_state_is_written_before_its_recheck_t
     resumed, exported = _sync(before_recheck[-1])  # what a sync stopped at that moment leaves
     assert "camp_renewed" in exported, f"{way}: the renewed campaign was trusted as settled"
     assert resumed[-1]["campaigns"]["camp_renewed"]["through"] == END
+
+
+# -- the documented request rule --------------------------------------------------------------------------
+
+DOCS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "integrations" / "sources" / "soundlink.md"
+
+
+def test_given_the_docs_request_rule_when_syncs_are_that_far_apart_then_one_request_and_a_day_more_two() -> (
+    None
+):
+    rule = re.search(
+        "at most\\s+`window_size_days \u2212 lookback_window_days \u2212 1` days apart \\((\\d+) by default",
+        DOCS_PAGE.read_text(),
+    )
+    assert rule, "the docs page no longer states the incremental request rule"
+    apart = int(rule.group(1))
+    defaults = _config()
+    assert apart == defaults.window_size_days - defaults.lookback_window_days - 1
+    campaign = Campaign("c", date(2026, 1, 1))
+    last_sync = _s({"from": "2026-01-01", "through": "2026-05-01", "has_rows": True})
+    for days, requests in ((apart, 1), (apart + 1, 2)):
+        today = date(2026, 5, 1) + timedelta(days=days)
+        config = SoundlinkConfig.from_mapping(b.config(), today=today)
+        planned = plan(campaign, config, last_sync)
+        assert planned is not None
+        windows = list(
+            DateSlicingPartitioner(config.window_size_days).windows("c", planned.first, config.last_date)
+        )
+        assert len(windows) == requests, (days, windows)
