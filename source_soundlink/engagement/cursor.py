@@ -151,7 +151,9 @@ class Plan:
 
     first: date
     base: CampaignState  # the state the windows extend (empty when the old span no longer applies)
-    incremental: bool  # the old span is kept: `first` is its trailing lookback, not the campaign's start
+    incremental: (
+        bool  # the old span is kept: `first` is its lookback (or stale days), not the campaign's start
+    )
 
 
 def plan(campaign: Campaign, config: SoundlinkConfig, state: CampaignState | None) -> Plan | None:
@@ -171,10 +173,10 @@ def plan(campaign: Campaign, config: SoundlinkConfig, state: CampaignState | Non
         # again are read (from their first day asked for; the read stops where it settles again).
         return None
     lookback_start = through - timedelta(days=config.lookback_window_days)
-    if first > lookback_start and first > state.covered_from:  # type: ignore[operator]
+    cut_from = max(lookback_start, state.covered_from or first)  # covered_through() checked `from`
+    if first > cut_from:
         # start_date cuts into days that could still change (or starts past `through`): they are not
         # re-read while it stands, so remember them instead of forgetting the span before start_date.
-        cut_from = max(lookback_start, state.covered_from)  # type: ignore[type-var]
         stale = (min(stale[0], cut_from), max(stale[1], first - DAY)) if stale else (cut_from, first - DAY)
     start = max(first, lookback_start)
     if stale is not None and first <= stale[1]:
