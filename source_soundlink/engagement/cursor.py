@@ -151,9 +151,7 @@ class Plan:
 
     first: date
     base: CampaignState  # the state the windows extend (empty when the old span no longer applies)
-    incremental: (
-        bool  # the old span is kept: `first` is its lookback (or stale days), not the campaign's start
-    )
+    incremental: bool  # the old span is kept: `first` is its lookback or stale days, not its start
 
 
 def plan(campaign: Campaign, config: SoundlinkConfig, state: CampaignState | None) -> Plan | None:
