@@ -26,6 +26,7 @@ from helpers import (
     pinned_connector_command,
 )
 from soundlink_sandbox import Sandbox
+from test_kill_resume import after_states, run_and_kill
 
 T0 = date(2026, 6, 1)  # the sandbox's day 0: campaigns are anchored there, then days pass
 
@@ -345,7 +346,10 @@ STATE_0_1_0_RENEWED = {
 }
 
 
-@pytest.mark.parametrize("first_sync", ["leaves it out of campaign_ids", "fails on a spent quota"])
+@pytest.mark.parametrize(
+    "first_sync",
+    ["leaves it out of campaign_ids", "fails on a spent quota", "is killed after its first STATE"],
+)
 def test_given_a_0_1_0_state_with_a_mis_settled_renewed_campaign_when_the_first_upgrade_misses_it_then_exact(
     days_sandbox: Sandbox, days_connector: Connector, first_sync: str
 ) -> None:
@@ -367,6 +371,15 @@ def test_given_a_0_1_0_state_with_a_mis_settled_renewed_campaign_when_the_first_
 
     if first_sync == "leaves it out of campaign_ids":
         destination.sync(campaign_ids=[c for c in spans if c != cid])
+    elif first_sync == "is killed after its first STATE":
+        # Its export is slow to answer: the other campaigns' windows bring the first (paced) STATE first.
+        days_sandbox.add_faults(
+            [{"kind": "slow_first_byte", "delay": 3.0, "path_contains": f"/campaigns/{cid}/"}]
+        )
+        killed = run_and_kill(days_connector, days_connector.config(), destination.state, after_states(1))
+        records, destination.state = killed.committed  # what the platform keeps of a killed attempt
+        destination.rows = by_pk(destination.rows.values(), records)
+        days_sandbox.clear_faults()
     else:
         days_sandbox.add_faults(  # every export in flight is refused: the sync stops before any is read
             [{"kind": "rate_limit", "retry_after": 7200, "path_contains": "/export", "times": 10}]
