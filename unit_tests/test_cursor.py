@@ -20,6 +20,7 @@ from source_soundlink.engagement.cursor import (
     CampaignState,
     after_window,
     campaign_states,
+    confirm_settled,
     confirmed,
     covered_through,
     first_day_to_read,
@@ -30,8 +31,8 @@ from source_soundlink.engagement.cursor import (
     stream_state,
     sync_today,
 )
-from source_soundlink.engagement.jsonl_decoder import WindowProgress
-from source_soundlink.engagement.partitioner import DateSlicingPartitioner, Window
+from source_soundlink.engagement.partitioner import DateSlicingPartitioner
+from source_soundlink.engagement.window import Window, WindowProgress
 from unit_tests import builders as b
 from unit_tests.builders import config
 
@@ -228,6 +229,9 @@ def test_given_a_0_1_0_settled_flag_when_written_before_its_recheck_then_it_keep
     trusted = confirmed(campaign, _config(), unchecked)
     assert trusted is not None and trusted.to_json() == ["2026-01-01", "2026-06-01", "2026-04-02T00:00:00Z"]
     assert confirmed(campaign, _config(), trusted) is None  # nothing left to confirm
+    # At the listing, before the first STATE: the listed ones are confirmed, the others keep their mark.
+    listed = confirm_settled({"c": unchecked, "not_listed": unchecked}, [campaign], _config())
+    assert listed == {"c": trusted, "not_listed": unchecked}
     renewed = Campaign("c", date(2026, 1, 1), "completed", updated_at="2026-09-08T10:00:00Z")
     assert confirmed(renewed, _config(), unchecked) is None  # changed since: read, not confirmed
 
@@ -566,6 +570,7 @@ def _sync(
     export = EngagementExport(
         SoundlinkConfig.from_mapping(b.config(end_date=END, num_workers=1, window_size_days=30, **config)),
         state,
+        clock=b.FakeClock(),  # a Retry-After passes in no time
         state_interval_s=0,  # a STATE after every window: each is one the platform may keep
     )
     states: list[dict[str, Any]] = []

@@ -7,7 +7,8 @@ campaign that ended long ago. Here a campaign's state is the span of complete wi
 `through`), so every sync can:
 
 * re-read the trailing `lookback_window_days` before `through`, because Soundlink revises a closed day
-  for 7 days (delayed Spotify playback events): the revision window is why the lookback exists;
+  for REVISION_WINDOW_DAYS (delayed Spotify playback events): the revision window is why the lookback
+  exists;
 * backfill from the first day whenever the span does not reach back to what the config asks for (a new
   campaign, start_date moved earlier, engagement_context widened);
 * remember the days a later start_date kept from being re-read while they could still change (`stale`),
@@ -25,17 +26,16 @@ from datetime import date, timedelta
 from typing import Any, NamedTuple
 
 from source_soundlink import protocol
-from source_soundlink.config import ConfigError, SoundlinkConfig
+from source_soundlink.config import POST_END_TAIL_DAYS, REVISION_WINDOW_DAYS, ConfigError, SoundlinkConfig
 from source_soundlink.engagement.campaigns import Campaign, utc_date
-from source_soundlink.engagement.jsonl_decoder import WindowProgress
-from source_soundlink.engagement.partitioner import Window
+from source_soundlink.engagement.window import Window, WindowProgress
 from source_soundlink.errors import CONFIG_ERROR, SoundlinkError
 
 STATE_VERSION = 2  # 2: a settled campaign is the compact list [from, through, updatedAt(, context)]
 READABLE_VERSIONS = (1, 2)  # 1: written by 0.1.0, every campaign a dict
-# What a campaign exports can change until: the day it ended + the 30-day post-end tail + the 7-day
-# revision window + 1 day for the last day to close. Its updatedAt marks the last change of the campaign.
-SETTLE_AFTER_ENDED_DAYS = 30 + 7 + 1
+# What a campaign exports can change until: the day it ended + the post-end tail + the revision window
+# + 1 day for the last day to close. Its updatedAt marks the last change of the campaign.
+SETTLE_AFTER_ENDED_DAYS = POST_END_TAIL_DAYS + REVISION_WINDOW_DAYS + 1
 # Soundlink's date (its Date header) is taken as today only this close to the host's: a day apart happens
 # around midnight UTC; further apart, one of the two clocks is wrong and neither can be trusted to settle.
 MAX_CLOCK_SKEW_DAYS = 2
@@ -204,6 +204,19 @@ def confirmed(
     return replace(state, settle_checked=True)
 
 
+def confirm_settled(
+    states: dict[str, CampaignState], campaigns: list[Campaign], config: SoundlinkConfig
+) -> dict[str, CampaignState]:
+    """`states` with the 0.1.0 settled flags of the listed campaigns that today's rule confirms trusted,
+    before the first STATE (no request needed); the others keep their re-check mark until read."""
+    out = dict(states)
+    for campaign in campaigns:
+        checked = confirmed(campaign, config, states.get(campaign.campaign_id))
+        if checked is not None:
+            out[campaign.campaign_id] = checked
+    return out
+
+
 def first_day(campaign: Campaign, config: SoundlinkConfig) -> date:
     """The first report_date the config asks for: the campaign's start, or start_date if later."""
     candidates = [d for d in (config.start_date, campaign.start) if d is not None]
@@ -265,6 +278,9 @@ class SyncToday(NamedTuple):
     today: date  # the last report_date this sync may read
     today_settles: bool  # whether a read up to `today` may settle a campaign (see settled())
     warning: str | None  # for the sync log, once
+
+    def apply(self, config: SoundlinkConfig) -> SoundlinkConfig:
+        return replace(config, today=self.today, today_settles=self.today_settles)
 
 
 def sync_today(host_today: date, server_today: date | None) -> SyncToday:
