@@ -42,10 +42,15 @@ _READABLE_SCHEMA = re.compile(r"1\.\d+")
 
 class JsonlDecoder:
     """Shared by every worker: a body's state lives in its WindowProgress, none in the decoder (only the
-    minor schema versions the sync has warned about). `emit_records` takes RECORD bytes and their row
-    count; `log` gets the warning for a schema_version 1.x other than 1.0, once per sync and version."""
+    minor schema versions the sync has warned about). `emit_records` takes RECORD bytes, their row count,
+    the window and its progress including them (a full refresh records how far a window's emitted rows
+    reach); `log` gets the warning for a schema_version 1.x other than 1.0, once per sync and version."""
 
-    def __init__(self, emit_records: Callable[[bytes, int], None], log: Logger | None = None) -> None:
+    def __init__(
+        self,
+        emit_records: Callable[[bytes, int, Window, WindowProgress], None],
+        log: Logger | None = None,
+    ) -> None:
         self._emit_records = emit_records
         self._log = log
         self._prefix, self._middle = protocol.record_envelope(protocol.ENGAGEMENT_STREAM)
@@ -76,7 +81,8 @@ class JsonlDecoder:
             )
             if emit:
                 progress.rows_emitted += len(emit)
-                self._emit_records(protocol.record_chunk(self._prefix, self._middle, emit), len(emit))
+                records = protocol.record_chunk(self._prefix, self._middle, emit)
+                self._emit_records(records, len(emit), window, progress)
         return rows_in_body
 
     def _validate_lines(
