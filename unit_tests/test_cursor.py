@@ -621,20 +621,28 @@ def test_given_a_0_1_0_settled_flag_when_a_state_is_written_before_its_recheck_t
 
 # -- the documented request rule --------------------------------------------------------------------------
 
-DOCS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "integrations" / "sources" / "soundlink.md"
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+DOCS_PAGE = DOCS / "integrations" / "sources" / "soundlink.md"
+RULE = re.compile(
+    r"days\s+apart[\s,(]*(\d+) by default"
+)  # "... days apart (82 by default" or ", 82 by default"
 
 
 def test_given_the_docs_request_rule_when_syncs_are_that_far_apart_then_one_request_and_a_day_more_two() -> (
     None
 ):
-    rule = re.search(
-        "at most\\s+`window_size_days \u2212 lookback_window_days \u2212 1` days apart \\((\\d+) by default",
-        DOCS_PAGE.read_text(),
-    )
-    assert rule, "the docs page no longer states the incremental request rule"
-    apart = int(rule.group(1))
+    stated = {
+        f"{path.relative_to(DOCS)}: {int(n)}"
+        for path in DOCS.rglob("*.md")
+        for n in RULE.findall(path.read_text())
+    }
+    assert any(line.startswith("integrations/") for line in stated), "the docs page no longer states the rule"
+    apart = int(RULE.findall(DOCS_PAGE.read_text())[0])
     defaults = _config()
     assert apart == defaults.window_size_days - defaults.lookback_window_days - 1
+    assert {line.rsplit(": ", 1)[1] for line in stated} == {str(apart)}, (
+        f"the docs disagree: {sorted(stated)}"
+    )
     campaign = Campaign("c", date(2026, 1, 1))
     last_sync = _s({"from": "2026-01-01", "through": "2026-05-01", "has_rows": True})
     for days, requests in ((apart, 1), (apart + 1, 2)):
