@@ -26,6 +26,7 @@ from helpers import (
     pinned_connector_command,
 )
 from soundlink_sandbox import Sandbox
+from test_kill_resume import after_states, run_and_kill
 
 T0 = date(2026, 6, 1)  # the sandbox's day 0: campaigns are anchored there, then days pass
 
@@ -321,3 +322,133 @@ def test_given_sixty_days_of_daily_syncs_with_changes_then_the_destination_alway
     requested = {r.campaign_id for r in export_requests(sb)}
     assert not requested & set(settled)
     destination.assert_equals_truth(sb)
+
+
+# The state 0.1.0 wrote after a first sync at T0 of this sandbox with one more campaign, renewed before that
+# sync (`add_campaign(created_days_ago=200, campaign_duration=20, renewals=[(100, 20)])`), captured by
+# running 0.1.0 (commit e89614b) against it. 0.1.0 settled camp_gIA6u9egbF on its first run's `ended` rows
+# and never read the renewal; every other campaign is as in STATE_0_1_0. 0.1.0 emitted exactly the truth
+# within each campaign's from..through (checked when it was captured).
+STATE_0_1_0_RENEWED = {
+    "state_version": 1,
+    "campaigns": {
+        **STATE_0_1_0["campaigns"],
+        "camp_gIA6u9egbF": {
+            "from": "2025-11-13",
+            "through": "2026-02-10",
+            "has_rows": True,
+            "report_date": "2026-01-02",
+            "ended_on": "2025-12-04",
+            "settled": True,
+            "updated_at": "2026-03-13T09:58:24Z",
+        },
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "first_sync",
+    ["leaves it out of campaign_ids", "fails on a spent quota", "is killed after its first STATE"],
+)
+def test_given_a_0_1_0_state_with_a_mis_settled_renewed_campaign_when_the_first_upgrade_misses_it_then_exact(
+    days_sandbox: Sandbox, days_connector: Connector, first_sync: str
+) -> None:
+    renewed = days_sandbox.add_campaign(created_days_ago=200, campaign_duration=20, renewals=[(100, 20)])
+    cid = renewed["campaignId"]
+    assert cid == "camp_gIA6u9egbF" and set(STATE_0_1_0_RENEWED["campaigns"]) == {
+        c["campaignId"] for c in days_sandbox.campaigns()
+    }
+    destination = Destination(days_connector)
+    spans = STATE_0_1_0_RENEWED["campaigns"]
+    destination.rows = by_pk(  # what 0.1.0 loaded
+        r
+        for r in days_sandbox.truth()
+        if spans[r["campaign_id"]]["from"] <= r["report_date"] <= spans[r["campaign_id"]]["through"]
+    )
+    destination.state = STATE_0_1_0_RENEWED
+    days_sandbox.advance()
+    days_sandbox.revise()
+
+    if first_sync == "leaves it out of campaign_ids":
+        destination.sync(campaign_ids=[c for c in spans if c != cid])
+    elif first_sync == "is killed after its first STATE":
+        # Its export is slow to answer: the other campaigns' windows bring the first (paced) STATE first.
+        days_sandbox.add_faults(
+            [{"kind": "slow_first_byte", "delay": 3.0, "path_contains": f"/campaigns/{cid}/"}]
+        )
+        killed = run_and_kill(days_connector, days_connector.config(), destination.state, after_states(1))
+        records, destination.state = killed.committed  # what the platform keeps of a killed attempt
+        destination.rows = by_pk(destination.rows.values(), records)
+        days_sandbox.clear_faults()
+    else:
+        days_sandbox.add_faults(  # every export in flight is refused: the sync stops before any is read
+            [{"kind": "rate_limit", "retry_after": 7200, "path_contains": "/export", "times": 10}]
+        )
+        run = days_connector.read(days_connector.config(), destination.state)
+        assert "used up by another client" in run.assert_failed("transient_error")["message"]
+        days_sandbox.clear_faults()  # the quota frees
+        destination.rows = by_pk(destination.rows.values(), run.records)
+        destination.state = run.state
+    assert destination.state["campaigns"][cid]["settled"] == "recheck"  # not yet trusted
+    for _ in range(2):  # then two normal syncs, a day apart
+        days_sandbox.advance()
+        days_sandbox.revise()
+        destination.sync()
+
+    destination.assert_equals_truth(days_sandbox)
+    assert len(days_sandbox.truth(cid)) == 102 * 4  # both runs, 51 days each
+
+
+def test_given_a_date_header_400_days_behind_for_one_sync_with_a_90_day_lookback_then_nothing_settles_early(
+    days_sandbox: Sandbox, days_connector: Connector
+) -> None:
+    # Ran T-600..T-560 (tail to T-530), renewed T-100 for 70 days: completed at T-30, its tail runs to today.
+    renewed = days_sandbox.add_campaign(created_days_ago=600, campaign_duration=40, renewals=[(100, 70)])
+    cid = renewed["campaignId"]
+    assert renewed["status"] == "completed"
+    destination = Destination(days_connector)
+    days_sandbox.configure(date_skew_days=-400)
+
+    run = destination.sync(lookback_window_days=90)
+
+    clock_warnings = [log for log in run.logs if "one of the two clocks is wrong" in log["message"]]
+    assert len(clock_warnings) == 1 and "400 days" in clock_warnings[0]["message"]
+    assert not isinstance(destination.state["campaigns"][cid], list), "settled on its first run alone"
+    assert all(r["report_date"] <= (T0 - timedelta(days=400)).isoformat() for r in run.records)
+    days_sandbox.configure(date_skew_days=0)
+    days_sandbox.advance()
+    days_sandbox.revise()
+    destination.sync(lookback_window_days=90)
+    destination.assert_equals_truth(days_sandbox)
+    tail = (T0 - timedelta(days=29)).isoformat()
+    assert any(r["report_date"] >= tail for r in days_sandbox.truth(cid))  # the tail an early settle misses
+
+
+def test_given_300_campaigns_when_start_date_moves_later_for_two_syncs_then_clears_then_no_request_more(
+    tmp_path: Path,
+) -> None:
+    """Settled campaigns cost nothing whatever start_date says; running ones re-read only their stale days
+    when it is cleared. The same days without the change are the yardstick; both stay exact."""
+    requests_per_sync: dict[bool, list[int]] = {}
+    for moved in (False, True):
+        with Sandbox(
+            today=T0, campaigns=300, account_mix="large", rows_per_day=1, rate_limit_per_minute=0,
+            rate_limit_per_hour=0, cache_mb=64,
+        ) as sb:  # fmt: skip
+            (tmp_path / str(moved)).mkdir()
+            destination = Destination(Connector(sb, tmp_path / str(moved)))
+            destination.sync()  # the backfill
+            start_date = T0 - timedelta(days=1)  # two days before the first sync that sets it
+            counts = []
+            for day in range(3):
+                sb.advance()
+                sb.revise()
+                sb.clear_requests()
+                later = moved and day < 2
+                destination.sync(start_date=start_date.isoformat() if later else None)
+                counts.append(len(export_requests(sb)))
+                destination.assert_equals_truth(sb, since=start_date if later else None)
+            requests_per_sync[moved] = counts
+
+    assert requests_per_sync[True] == requests_per_sync[False], requests_per_sync
+    assert sum(requests_per_sync[False]) < 3 * 40  # about 10 % of the campaigns can still change

@@ -373,6 +373,16 @@ BAD_BODIES = [
         "system_error",
         ("line 1: schema_version is '2.0', this connector reads '1.0'",),
     ),
+    (  # the last row of the window's first day: in order, in the window, but not a date (12 rows a day)
+        {"kind": "bad_value", "line": 12, "field": "report_date", "value": "{report_date}T00:00:00Z"},
+        "system_error",
+        ("line 12: report_date '", "T00:00:00Z' is not a YYYY-MM-DD date"),
+    ),
+    (
+        {"kind": "bad_value", "line": 3, "field": "campaign_id", "value": "camp_other"},
+        "system_error",
+        ("line 3: campaign_id 'camp_other' is not the campaign exported",),
+    ),
     (
         {"kind": "long_body", "extra": 1},
         "system_error",
@@ -387,7 +397,9 @@ BAD_BODIES = [
 
 
 @pytest.mark.parametrize(
-    ("fault", "failure_type", "phrases"), BAD_BODIES, ids=[f[0]["kind"] for f in BAD_BODIES]
+    ("fault", "failure_type", "phrases"),
+    BAD_BODIES,
+    ids=[f"{f[0]['kind']}-{f[0].get('field', '')}".rstrip("-") for f in BAD_BODIES],
 )
 def test_bad_body_fails_loudly_and_the_next_sync_rereads_the_window(
     sandbox: Sandbox,
@@ -433,6 +445,28 @@ def test_bad_body_fails_loudly_and_the_next_sync_rereads_the_window(
     assert reread[-1][1] == sandbox.app.today()
     assert all(b[0] == a[1] + timedelta(days=1) for a, b in itertools.pairwise(reread))
     assert_same_rows(by_pk(run.records, again.records), truth_of(sandbox, aimed, bystander))
+
+
+def test_given_rows_of_schema_version_1_1_when_synced_then_one_warning_and_the_rows_land_with_it(
+    sandbox: Sandbox, connector: Connector
+) -> None:
+    aimed, bystander = two_campaigns(sandbox)
+    # One row of each of the aimed campaign's 5 windows, and one of the bystander's, are schema 1.1.
+    sandbox.add_faults(
+        [{"kind": "bad_schema_version", "line": 2, "value": "1.1", "path_contains": "", "times": 6}]
+    )
+
+    run = connector.read(
+        connector.config(campaign_ids=[aimed, bystander], window_size_days=WINDOW)
+    ).assert_ok()
+
+    warnings = [log["message"] for log in run.logs if "schema_version '1.1'" in log["message"]]
+    assert len(warnings) == 1, warnings
+    minor = [r for r in run.records if r["schema_version"] == "1.1"]
+    assert len(minor) == 6 and {r["campaign_id"] for r in minor} == {aimed, bystander}
+    as_served = {pk(r): {**r, "schema_version": "1.1"} for r in minor}
+    assert_exact(run.records, [as_served.get(pk(r), r) for r in truth_of(sandbox, aimed, bystander)])
+    assert run.state["campaigns"][aimed]["through"] == sandbox.app.today().isoformat()
 
 
 def test_gzip_bodies_are_exact(sandbox: Sandbox, connector: Connector) -> None:

@@ -64,6 +64,7 @@ class SoundlinkConfig:
     requests_per_minute: int = INT_FIELDS["requests_per_minute"].default
     requests_per_hour: int = INT_FIELDS["requests_per_hour"].default
     today: date = field(default_factory=today_utc)
+    today_settles: bool = True  # False when the host's and Soundlink's dates disagree (cursor.sync_today)
 
     @property
     def last_date(self) -> date:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import orjson
+import pytest
 from airbyte_cdk.test.mock_http import HttpMocker
 
 from source_soundlink.engagement.jsonl_decoder import JsonlDecoder
@@ -98,3 +100,70 @@ def test_wrong_schema_version_and_missing_key_field_fail(http_mocker: HttpMocker
 
     message = output.errors[-1].trace.error.message
     assert "line 2: schema_version is '2.0'" in message
+
+
+# -- row checks that guard the state ----------------------------------------------------------------------
+
+
+def _export(rows: list[dict[str, Any]], request_id: str = "req-rows") -> dict[str, Any]:
+    return {"content": b.jsonl(rows), "headers": {"X-Row-Count": str(len(rows)), "X-Request-Id": request_id}}
+
+
+@pytest.mark.parametrize("bad_day", ["2026-03-02T00:00:00Z", "2026-03-02T12:30", "2026-03-02 "])
+def test_given_a_report_date_not_a_plain_date_when_read_then_the_sync_fails_and_the_next_is_unaffected(
+    bad_day: str,
+) -> None:
+    # The last row of its day: sorted after that day's rows and before the next day's, so only its form
+    # tells it apart; emitted, it would become the state's report_date.
+    rows = b.daily_rows("camp_a", "2026-03-01", "2026-03-05")
+    poisoned = [*rows[:3], {**rows[3], "report_date": bad_day}, *rows[4:]]
+
+    output, _ = b.read_with([_export(poisoned, "req-poison")])
+
+    message = output.errors[-1].trace.error.message
+    assert f"line 4: report_date {bad_day!r} is not a YYYY-MM-DD date" in message
+    assert "campaign camp_a, window 2026-03-01..2026-03-05 (requestId req-poison)" in message
+    assert "Traceback" not in message
+    assert all(r.record.data["report_date"] != bad_day for r in output.records)
+    assert b.final_state(output)["campaigns"] == {}  # the window was not checkpointed
+    again, _ = b.read_with([_export(rows)])  # the next sync: the same window, served right
+    assert not again.errors and b.final_state(again)["campaigns"]["camp_a"]["report_date"] == "2026-03-05"
+
+
+def test_given_a_row_of_another_campaign_when_read_then_the_sync_fails_naming_the_line() -> None:
+    rows = b.daily_rows("camp_a", "2026-03-01", "2026-03-05")
+    rows[2]["campaign_id"] = "camp_other"
+
+    output, _ = b.read_with([_export(rows)])
+
+    message = output.errors[-1].trace.error.message
+    assert "line 3: campaign_id 'camp_other' is not the campaign exported (camp_a)" in message
+    assert "requestId req-rows" in message and b.final_state(output)["campaigns"] == {}
+
+
+def test_given_schema_version_1_1_in_several_windows_when_read_then_one_warning_and_the_value_lands() -> None:
+    windows = [("2026-03-01", "2026-03-02"), ("2026-03-03", "2026-03-04"), ("2026-03-05", "2026-03-05")]
+    bodies = [b.daily_rows("camp_a", s, e, schema_version="1.1") for s, e in windows]
+
+    output, _ = b.read_with([_export(rows) for rows in bodies], window_size_days=2)
+
+    assert not output.errors
+    assert [r.record.data["schema_version"] for r in output.records] == ["1.1"] * 10
+    warnings = [m.log.message for m in output.logs if "schema_version '1.1'" in m.log.message]
+    assert len(warnings) == 1 and "line 1" in warnings[0] and "2026-03-01..2026-03-02" in warnings[0]
+    assert b.final_state(output)["campaigns"]["camp_a"]["through"] == "2026-03-05"
+
+
+@pytest.mark.parametrize("version", ["2.0", "2.1", "1", "1.x", "0.9", 1.1, None])
+def test_given_a_schema_version_other_than_1_x_when_read_then_the_sync_fails_naming_it(version: Any) -> None:
+    rows = b.daily_rows("camp_a", "2026-03-01", "2026-03-05")
+    rows[1]["schema_version"] = version
+
+    output, _ = b.read_with([_export(rows)])
+
+    message = output.errors[-1].trace.error.message
+    assert (
+        f"line 2: schema_version is {version!r}, this connector reads '1.0' and its minor versions 1.x"
+        in (message)
+    )
+    assert b.final_state(output)["campaigns"] == {}

@@ -40,6 +40,7 @@ BODY_FAULTS = frozenset(
         "long_body",
         "missing_field",
         "bad_schema_version",
+        "bad_value",
         "gzip",
     }
 )
@@ -55,6 +56,7 @@ FAULT_DEFAULTS: dict[str, dict[str, Any]] = {
     "long_body": {"extra": 1},
     "missing_field": {"line": 1, "field": "country_code"},
     "bad_schema_version": {"line": 1, "value": "2.0"},
+    "bad_value": {"line": 1, "field": "report_date", "value": "{report_date}T00:00:00Z"},
     "gzip": {},
     "wide_range_400": {"max_days": 30},
 }
@@ -71,6 +73,7 @@ class Config:
     latency: float = 0.0
     gzip: bool = False
     today: date | None = None  # None: the real UTC date, read per request
+    date_skew_days: int = 0  # the Date header is this many days off today (a wrong clock); data does not move
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -86,6 +89,7 @@ _CONFIG_TYPES: dict[str, Callable[[Any], Any]] = {
     "latency": float,
     "gzip": bool,
     "today": lambda v: None if v is None else (v if isinstance(v, date) else date.fromisoformat(v)),
+    "date_skew_days": int,
 }
 
 

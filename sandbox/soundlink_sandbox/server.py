@@ -93,7 +93,7 @@ def _apply_body_fault(f: dict[str, Any], chunks: list[bytes], rows: int) -> tupl
         return chunks, meta
     lines = b"".join(chunks).splitlines(keepends=True)
     n = len(lines)
-    if kind in ("malformed_line", "missing_field", "bad_schema_version") and n:
+    if kind in ("malformed_line", "missing_field", "bad_schema_version", "bad_value") and n:
         i = min(max(int(f["line"]), 1), n) - 1
         if kind == "malformed_line":
             lines[i] = lines[i][: len(lines[i]) // 2] + b"\n"  # a truncated object: not valid JSON
@@ -101,6 +101,9 @@ def _apply_body_fault(f: dict[str, Any], chunks: list[bytes], rows: int) -> tupl
             obj = orjson.loads(lines[i])
             if kind == "missing_field":
                 obj.pop(f["field"], None)
+            elif kind == "bad_value":
+                value = f["value"]  # a string may name the row's fields: "{report_date}T00:00:00Z"
+                obj[f["field"]] = value.format_map(obj) if isinstance(value, str) else value
             else:
                 obj["schema_version"] = f["value"]
             lines[i] = orjson.dumps(obj) + b"\n"
@@ -143,8 +146,9 @@ class Handler(BaseHTTPRequestHandler):
     def date_time_string(self, timestamp: float | None = None) -> str:
         """The `Date` header (send_response adds it to every response): the sandbox's today, so a pinned
         or advanced day shows, with the real time of day."""
-        now = self.server.app.now(time.time() if timestamp is None else timestamp)
-        return email.utils.format_datetime(now, usegmt=True)
+        app = self.server.app
+        now = app.now(time.time() if timestamp is None else timestamp)
+        return email.utils.format_datetime(now + timedelta(days=app.config.date_skew_days), usegmt=True)
 
     # --- plumbing ----------------------------------------------------------------------------------
     def _dispatch(self, method: str) -> None:

@@ -80,6 +80,17 @@ def test_set_today_advance_and_date_header(sb: Sandbox, http: requests.Session) 
     assert sb.today() == T
 
 
+def test_a_date_skew_moves_only_the_date_header(sb: Sandbox, http: requests.Session) -> None:
+    cid = sb.campaigns()[1]["campaignId"]
+    rows = export(http, sb, cid)
+    assert sb.configure(date_skew_days=-400)["date_skew_days"] == -400
+    r = api(http, sb, "/v1/ping")
+    assert email.utils.parsedate_to_datetime(r.headers["Date"]).date() == T - timedelta(days=400)
+    assert sb.today() == T and export(http, sb, cid) == rows  # the data and its today do not move
+    sb.reset()
+    assert email.utils.parsedate_to_datetime(api(http, sb, "/v1/ping").headers["Date"]).date() == T
+
+
 def test_export_end_after_today_and_start_in_the_future(sb: Sandbox, http: requests.Session) -> None:
     cid = next(c["campaignId"] for c in sb.campaigns() if c["campaignDuration"] == 180)
     path = f"/v1/campaigns/{cid}/metrics/engagement/export"

@@ -528,6 +528,8 @@ def test_fault_cut_mid_body(sb: Sandbox, http: requests.Session) -> None:
         ({"kind": "missing_field", "line": 3}, "missing"),
         ({"kind": "missing_field", "line": 1, "field": "engaged_track_isrc"}, "missing_isrc"),
         ({"kind": "bad_schema_version", "line": 4}, "schema"),
+        ({"kind": "bad_value", "line": 4}, "value"),
+        ({"kind": "bad_value", "line": 4, "field": "campaign_id", "value": "camp_other"}, "value_campaign"),
     ],
 )
 def test_fault_line_level(sb: Sandbox, http: requests.Session, fault: dict[str, Any], check: str) -> None:
@@ -553,8 +555,16 @@ def test_fault_line_level(sb: Sandbox, http: requests.Session, fault: dict[str, 
         row = orjson.loads(got[i])
         assert name not in row and row == {k: v for k, v in orjson.loads(full[i]).items() if k != name}
         assert got[:i] + got[i + 1 :] == full[:i] + full[i + 1 :]
-    else:
+    elif check == "schema":
         assert orjson.loads(got[3])["schema_version"] == "2.0" and got[4:] == full[4:]
+    else:
+        row, before = orjson.loads(got[3]), orjson.loads(full[3])
+        field, value = (
+            ("report_date", f"{before['report_date']}T00:00:00Z")
+            if check == "value"
+            else ("campaign_id", "camp_other")
+        )
+        assert row == {**before, field: value} and got[:3] + got[4:] == full[:3] + full[4:]
     assert sb.requests()[-1]["fault"] == fault["kind"]
 
 

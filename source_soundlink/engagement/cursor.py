@@ -11,15 +11,19 @@ campaign that ended long ago. Here a campaign's state is the span of complete wi
   exists;
 * backfill from the first day whenever the span does not reach back to what the config asks for (a new
   campaign, start_date moved earlier, engagement_context widened);
+* remember the days a later start_date kept from being re-read while they could still change (`stale`),
+  and re-read only those when start_date is cleared or moved earlier again;
 * skip a settled campaign: terminal, read past its last `ended` row + tail + revision window, and past
-  everything its `updatedAt` could have changed (or up to today).
+  everything its `updatedAt` could have changed (or up to today), whatever start_date says.
+
+"Today" is decided once per sync by sync_today(): the host's date or Soundlink's (its Date header).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from source_soundlink import protocol
 from source_soundlink.config import POST_END_TAIL_DAYS, REVISION_WINDOW_DAYS, ConfigError, SoundlinkConfig
@@ -32,6 +36,12 @@ READABLE_VERSIONS = (1, 2)  # 1: written by 0.1.0, every campaign a dict
 # What a campaign exports can change until: the day it ended + the post-end tail + the revision window
 # + 1 day for the last day to close. Its updatedAt marks the last change of the campaign.
 SETTLE_AFTER_ENDED_DAYS = POST_END_TAIL_DAYS + REVISION_WINDOW_DAYS + 1
+# Soundlink's date (its Date header) is taken as today only this close to the host's: a day apart happens
+# around midnight UTC; further apart, one of the two clocks is wrong and neither can be trusted to settle.
+MAX_CLOCK_SKEW_DAYS = 2
+# A settled flag written by 0.1.0 and not yet checked against today's rule (see CampaignState.settle_checked).
+RECHECK = "recheck"
+DAY = timedelta(days=1)
 
 
 class UnreadableState(ConfigError):
@@ -51,8 +61,12 @@ class CampaignState:
     settled: bool = False  # nothing it exports can change any more (see settled())
     updated_at: str | None = None  # the campaign's updatedAt when it settled: a change re-opens it
     # False for a settled flag 0.1.0 wrote: its rule let an `ended` run settle a campaign renewed later,
-    # so plan() checks such a flag against settled() before trusting it.
+    # so plan() checks such a flag against settled() before trusting it. Until then every STATE writes it
+    # as "settled": "recheck", never in the trusted compact form.
     settle_checked: bool = True
+    # "stale": [first, last] days inside the span not re-read since they could last change, because a later
+    # start_date kept them out of the range; read again once the config asks for them.
+    stale: tuple[date, date] | None = None
 
     @classmethod
     def from_json(cls, raw: Any, version: int = STATE_VERSION) -> CampaignState:
@@ -68,6 +82,9 @@ class CampaignState:
         if report_date is not None:
             _date_field(raw, "report_date")
         updated_at = raw.get("updated_at")
+        flag = raw.get("settled")
+        if flag not in (None, False, True, RECHECK):
+            raise UnreadableState(f"settled {flag!r} is not true or {RECHECK!r}")
         return cls(
             covered_from=_date_field(raw, "from"),
             through=_date_field(raw, "through"),
@@ -75,9 +92,11 @@ class CampaignState:
             has_rows=bool(raw.get("has_rows")),
             report_date=report_date,
             ended_on=_date_field(raw, "ended_on"),
-            settled=bool(raw.get("settled")),
+            settled=bool(flag),
             updated_at=updated_at if isinstance(updated_at, str) else None,
-            settle_checked=version >= 2,
+            # 0.1.0 wrote `true` unchecked; this version writes `true` in an object only with stale days.
+            settle_checked=flag != RECHECK and (flag is not True or version >= 2),
+            stale=_stale_field(raw),
         )
 
     @classmethod
@@ -100,9 +119,9 @@ class CampaignState:
         )
 
     def to_json(self) -> dict[str, Any] | list[Any]:
-        if self.settled and self.covered_from and self.through:
-            # Compact: a settled campaign only needs its span (a start_date or context change re-opens
-            # it) and the updatedAt it settled with (a renewal re-opens it).
+        if self.settled and self.settle_checked and not self.stale and self.covered_from and self.through:
+            # Compact: a settled campaign only needs its span (start_date moved before it, or a context
+            # change, re-opens it) and the updatedAt it settled with (a renewal re-opens it).
             compact = [self.covered_from.isoformat(), self.through.isoformat(), self.updated_at]
             return [*compact, self.engagement_context] if self.engagement_context else compact
         out: dict[str, Any] = {}
@@ -118,6 +137,11 @@ class CampaignState:
             out["report_date"] = self.report_date
         if self.ended_on:
             out["ended_on"] = self.ended_on.isoformat()
+        if self.stale:
+            out["stale"] = [self.stale[0].isoformat(), self.stale[1].isoformat()]
+        if self.settled:
+            out["settled"] = True if self.settle_checked else RECHECK
+            out["updated_at"] = self.updated_at
         return out
 
 
@@ -127,35 +151,70 @@ class Plan:
 
     first: date
     base: CampaignState  # the state the windows extend (empty when the old span no longer applies)
-    incremental: bool  # the old span is kept: `first` is its trailing lookback, not the campaign's start
+    incremental: bool  # the old span is kept: `first` is its lookback or stale days, not its start
 
 
 def plan(campaign: Campaign, config: SoundlinkConfig, state: CampaignState | None) -> Plan | None:
     """What to read of a campaign this sync, or None when there is nothing to read.
 
     With state that covers the campaign from its first day, re-read `lookback_window_days` before
-    `through` (Soundlink revises closed days); otherwise read from the first day (a new campaign,
-    start_date moved earlier, or engagement_context widened beyond what was read).
+    `through` (Soundlink revises closed days), and the stale days the config asks for again; otherwise
+    read from the first day (a new campaign, start_date moved earlier, or engagement_context widened).
     """
     first = first_day(campaign, config)
     through = covered_through(first, config, state)
     if through is None or state is None:
         return Plan(first, CampaignState(), False) if first <= config.last_date else None
-    if (
+    stale = state.stale
+    if trusted_settled(campaign, state, config) and (stale is None or first > stale[1]):
+        # Nothing it exports can change: a later start_date changes nothing, only stale days asked for
+        # again are read (from their first day asked for; the read stops where it settles again).
+        return None
+    lookback_start = through - timedelta(days=config.lookback_window_days)
+    cut_from = max(lookback_start, state.covered_from or first)  # covered_through() checked `from`
+    if first > cut_from:
+        # start_date cuts into days that could still change (or starts past `through`): they are not
+        # re-read while it stands, so remember them instead of forgetting the span before start_date.
+        stale = (min(stale[0], cut_from), max(stale[1], first - DAY)) if stale else (cut_from, first - DAY)
+    start = max(first, lookback_start)
+    if stale is not None and first <= stale[1]:
+        start = min(start, max(first, stale[0]))  # the stale days asked for again, then on to today
+    # Windows run from `start` on, so what stays stale is what lies before it.
+    left = (stale[0], min(stale[1], start - DAY)) if stale is not None and stale[0] < start else None
+    return Plan(start, replace(state, stale=left), True) if start <= config.last_date else None
+
+
+def trusted_settled(campaign: Campaign, state: CampaignState, config: SoundlinkConfig) -> bool:
+    """A settled state that still holds: terminal, the same updatedAt, and (for a flag 0.1.0 wrote)
+    today's rule agrees."""
+    return (
         state.settled
         and campaign.terminal
         and state.updated_at == campaign.updated_at
-        and (state.settle_checked or settled(campaign, state, config.today))
-    ):
+        and (state.settle_checked or settled(campaign, state, config.today, config.today_settles))
+    )
+
+
+def confirmed(
+    campaign: Campaign, config: SoundlinkConfig, state: CampaignState | None
+) -> CampaignState | None:
+    """The trusted state of a 0.1.0 settled flag that today's rule confirms, else None (nothing to change)."""
+    if state is None or state.settle_checked or not trusted_settled(campaign, state, config):
         return None
-    lookback_start = through - timedelta(days=config.lookback_window_days)
-    base = state
-    if config.start_date and state.covered_from and state.covered_from < config.start_date > lookback_start:
-        # start_date cuts into days that can still change: they are not re-read now, so the span must
-        # not claim them (clearing start_date later then re-reads them).
-        base = replace(state, covered_from=config.start_date)
-    start = max(first, lookback_start)
-    return Plan(start, base, True) if start <= config.last_date else None
+    return replace(state, settle_checked=True)
+
+
+def confirm_settled(
+    states: dict[str, CampaignState], campaigns: list[Campaign], config: SoundlinkConfig
+) -> dict[str, CampaignState]:
+    """`states` with the 0.1.0 settled flags of the listed campaigns that today's rule confirms trusted,
+    before the first STATE (no request needed); the others keep their re-check mark until read."""
+    out = dict(states)
+    for campaign in campaigns:
+        checked = confirmed(campaign, config, states.get(campaign.campaign_id))
+        if checked is not None:
+            out[campaign.campaign_id] = checked
+    return out
 
 
 def first_day(campaign: Campaign, config: SoundlinkConfig) -> date:
@@ -180,29 +239,29 @@ def covered_through(first: date, config: SoundlinkConfig, state: CampaignState |
     """`through` if the state covers what this config asks for from `first` on, else None.
 
     A `through` after today (a host clock ahead of Soundlink's, or an edited state) counts as today, so
-    the campaign is read again instead of looking up to date forever.
+    the campaign is read again instead of looking up to date forever. A `first` past `through` is
+    covered too: plan() marks the days in between stale.
     """
     if state is None or not (state.covered_from and state.through):
         return None
     read_context = state.engagement_context  # None: both contexts were read
     if read_context is not None and read_context != config.engagement_context:
         return None
-    through = min(state.through, config.today)
-    # The span must reach `first`: a sync that started after through + 1 would leave a gap never read.
-    return through if state.covered_from <= first <= through + timedelta(days=1) else None
+    return min(state.through, config.today) if state.covered_from <= first else None
 
 
-def settled(campaign: Campaign, state: CampaignState, today: date) -> bool:
+def settled(campaign: Campaign, state: CampaignState, today: date, today_settles: bool = True) -> bool:
     """True once nothing this campaign exports can change any more (the documented request rule).
 
     Terminal status, its `ended` rows (or, without rows, its planned end) past the tail and revision
-    window, and the read past everything its updatedAt could have changed (or up to today): an `ended`
-    run alone proves nothing, a campaign renewed later has rows again after it.
+    window, and the read past everything its updatedAt could have changed (or up to today, unless
+    `today_settles` is False: see sync_today): an `ended` run alone proves nothing, a campaign renewed
+    later has rows again after it.
     """
     if state.through is None or not campaign.terminal:
         return False  # still running, renewing, or unknown (a key without campaigns:read): keep reading
     changed = utc_date(campaign.updated_at)
-    reached = state.through >= today or (
+    reached = (today_settles and state.through >= today) or (
         changed is not None and state.through >= changed + timedelta(days=SETTLE_AFTER_ENDED_DAYS)
     )
     if not reached:
@@ -213,6 +272,47 @@ def settled(campaign: Campaign, state: CampaignState, today: date) -> bool:
     if not state.has_rows and campaign.planned_end:
         return state.through >= campaign.planned_end + timedelta(days=SETTLE_AFTER_ENDED_DAYS)
     return False
+
+
+class SyncToday(NamedTuple):
+    today: date  # the last report_date this sync may read
+    today_settles: bool  # whether a read up to `today` may settle a campaign (see settled())
+    warning: str | None  # for the sync log, once
+
+    def apply(self, config: SoundlinkConfig) -> SoundlinkConfig:
+        return replace(config, today=self.today, today_settles=self.today_settles)
+
+
+def sync_today(host_today: date, server_today: date | None) -> SyncToday:
+    """The sync's today from the host's UTC date and Soundlink's (its Date header; None: not seen).
+
+    The earlier of the two, so `through` never passes a day Soundlink has not reached (the host's clock
+    can be ahead by seconds around midnight). More than MAX_CLOCK_SKEW_DAYS apart, one clock is wrong and
+    either may be: reading up to the earlier date still claims nothing Soundlink has not served, but a
+    read up to it no longer proves the campaign was read up to the real today, so settling needs the read
+    past everything its updatedAt could have changed (a Date 400 days behind would otherwise settle
+    renewed campaigns before their new rows are read).
+    """
+    if server_today is None or server_today == host_today:
+        return SyncToday(host_today, True, None)
+    earlier = min(host_today, server_today)
+    apart = abs((host_today - server_today).days)
+    if apart > MAX_CLOCK_SKEW_DAYS:
+        return SyncToday(
+            earlier,
+            False,
+            f"Soundlink's date (its Date header) is {server_today.isoformat()}, {apart} days from this "
+            f"host's {host_today.isoformat()}: one of the two clocks is wrong. Reading up to "
+            f"{earlier.isoformat()}; no campaign settles this sync unless its updatedAt proves it.",
+        )
+    if server_today < host_today:
+        return SyncToday(
+            server_today,
+            True,
+            f"Soundlink's date is {server_today.isoformat()} while this host's is {host_today.isoformat()}; "
+            "reading up to Soundlink's today.",
+        )
+    return SyncToday(host_today, True, None)  # Soundlink a day ahead: its newest day is read next sync
 
 
 def after_window(
@@ -235,8 +335,9 @@ def after_window(
             ended_on = None  # its latest rows are not `ended`
         elif progress.saw_not_ended or not ended_on:
             ended_on = date.fromisoformat(progress.ended_since)
-    new = CampaignState(covered_from, window.end, config.engagement_context, has_rows, report_date, ended_on)
-    if settled(campaign, new, config.today):
+    context = config.engagement_context
+    new = CampaignState(covered_from, window.end, context, has_rows, report_date, ended_on, stale=state.stale)
+    if settled(campaign, new, config.today, config.today_settles):
         return replace(new, settled=True, updated_at=campaign.updated_at)
     return new
 
@@ -334,6 +435,17 @@ def read_state(state: Any) -> dict[str, Any] | None:
             "Airbyte (Refresh, or clear its data), or run `read` without --state."
         ) from None
     return stream_state
+
+
+def _stale_field(raw: dict[str, Any]) -> tuple[date, date] | None:
+    value = raw.get("stale")
+    if value is None:
+        return None
+    if isinstance(value, list) and len(value) == 2:
+        first, last = _date_field({"stale": value[0]}, "stale"), _date_field({"stale": value[1]}, "stale")
+        if first and last and first <= last:
+            return first, last
+    raise UnreadableState(f"stale {value!r} is not [first day, last day]")
 
 
 def _date_field(raw: dict[str, Any], name: str) -> date | None:

@@ -32,8 +32,7 @@ import queue
 import threading
 from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from datetime import date
+from dataclasses import dataclass
 from time import monotonic as wall_clock  # the cancel's grace period: real seconds, whatever the clock
 from typing import Any
 
@@ -134,7 +133,7 @@ class EngagementExport:
         self._partitioner = DateSlicingPartitioner(config.window_size_days)
         self._reader = WindowReader(
             self.client,
-            JsonlDecoder(workers.records),
+            JsonlDecoder(workers.records, workers.log),
             config.engagement_context,
             workers.announce,
             workers.log,
@@ -276,16 +275,18 @@ class EngagementExport:
     def _start_campaigns(self, campaigns: list[Campaign], pool: ThreadPoolExecutor) -> Iterator[bytes]:
         """After the listing: decide the sync's today once, then hand every campaign to a worker."""
         workers = self._workers
-        today, warning = _sync_today(self.config.today, self.client.server_today)
-        if warning:
-            yield workers.log_line("WARN", warning)
+        today = cursor.sync_today(self.config.today, self.client.server_today)
+        if today.warning:
+            yield workers.log_line("WARN", today.warning)
         self.stats["campaigns"] = len(campaigns)
         yield workers.log_line(
             "INFO",
             f"Syncing engagement of {len(campaigns)} campaigns with up to "
             f"{self.config.num_workers} in parallel.",
         )
-        config = replace(self.config, today=today)
+        config = today.apply(self.config)
+        with workers.lock:  # the 0.1.0 settled flags today's rule confirms: trusted before the first STATE
+            workers.state.update(cursor.confirm_settled(workers.state, campaigns, config))
         spans = CampaignSpanReader(config, self._partitioner, self._reader, workers, self._full_refresh)
         for campaign in campaigns:
             pool.submit(workers.run_campaign, spans, campaign)
@@ -318,16 +319,3 @@ def _cancel_summary(reason: str, s: dict[str, int], abandoned: bool, errors: lis
     if errors:
         message += f" {len(errors)} campaigns had failed before; the first: {errors[0].message}"
     return protocol.log("WARN", message)
-
-
-def _sync_today(host_today: date, server_today: date | None) -> tuple[date, str | None]:
-    """The sync's today, and a warning when it is not the host's.
-
-    When the host's clock is ahead of Soundlink's (seconds around midnight UTC are enough), a `through`
-    past Soundlink's today would start every later lookback one day too late: read up to Soundlink's."""
-    if server_today is not None and server_today < host_today:
-        return server_today, (
-            f"Soundlink's date is {server_today.isoformat()} while this host's is "
-            f"{host_today.isoformat()}; reading up to Soundlink's today."
-        )
-    return host_today, None

@@ -66,7 +66,7 @@ class CampaignSpanReader:
         if planned is None:
             host.tally("settled" if state and state.settled else "idle")
             return
-        if state and state.through and state.through > config.today:
+        if state and state.through and state.through > config.today and config.today_settles:
             host.log(
                 "WARN",
                 f"campaign {campaign.campaign_id}: the state's through {state.through.isoformat()} is after "
