@@ -8,21 +8,32 @@ CDK reads from the manifest.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
-from typing import Any, BinaryIO
+import threading
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import orjson
 
-from source_soundlink import protocol
-from source_soundlink.config import ConfigError, SoundlinkConfig
+from source_soundlink import network_guard, protocol
+from source_soundlink.config import ConfigError, SoundlinkConfig, unknown_field_warnings
 from source_soundlink.engagement import EngagementExport, SyncFailed, read_state
-from source_soundlink.errors import CONFIG_ERROR, SYSTEM_ERROR
+from source_soundlink.errors import CONFIG_ERROR, SYSTEM_ERROR, TRANSIENT_ERROR
+from source_soundlink.inputs import foreign_state_warnings, load_json, load_state, mask
+from source_soundlink.inputs import secrets as secrets_of
 
 STREAMS = protocol.STREAMS
 RECORD_PREFIX = b'{"type":"RECORD"'
 
 
-def main(argv: list[str], out: BinaryIO | None = None) -> int:
+class Output(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+    def flush(self) -> None: ...
+
+
+def main(argv: list[str], out: Output | None = None) -> int:
     out = out or sys.stdout.buffer
     parser = argparse.ArgumentParser(prog="source-soundlink read")
     parser.add_argument("--config", required=True)
@@ -30,13 +41,17 @@ def main(argv: list[str], out: BinaryIO | None = None) -> int:
     parser.add_argument("--state")
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
-    secret = ""
+    secrets: list[str] = []
+    _install_exception_hooks(out, secrets)
     try:
-        raw_config = _load_json(args.config, "config")
-        key = raw_config.get("api_key") if isinstance(raw_config, dict) else None
-        secret = key if isinstance(key, str) else ""
+        raw_config = load_json(args.config, "config")
+        secrets.extend(secrets_of(raw_config))
+        out = _MaskedOutput(out, secrets)
+        for warning in unknown_field_warnings(raw_config):
+            out.write(protocol.log("WARN", warning))
         config = SoundlinkConfig.from_mapping(raw_config)
-        catalog = _load_json(args.catalog, "catalog")
+        network_guard.refuse_in_cloud(config.base_url)  # before any request, as the CDK would in Cloud
+        catalog = load_json(args.catalog, "catalog")
         if not isinstance(catalog, dict) or not all(
             isinstance(e, dict) for e in catalog.get("streams") or []
         ):
@@ -49,10 +64,15 @@ def main(argv: list[str], out: BinaryIO | None = None) -> int:
             )
         engagement = selected.get(protocol.ENGAGEMENT_STREAM)
         incremental = bool(engagement) and engagement.get("sync_mode") == "incremental"
-        stream_state = read_state(_load_state(args.state)) if args.state and incremental else None
+        raw_state = load_state(args.state) if args.state else None
+        for warning in foreign_state_warnings(raw_state):
+            out.write(protocol.log("WARN", warning))
+        stream_state = read_state(raw_state) if raw_state is not None and incremental else None
     except ConfigError as error:
-        out.write(_mask_line(protocol.error_trace(str(error), CONFIG_ERROR), secret))
+        out.write(mask(protocol.error_trace(str(error), CONFIG_ERROR), *secrets))
+        out.flush()
         return 1
+    debug = args.debug or is_platform_debug_enabled()
 
     campaigns_ok = True
     try:
@@ -61,24 +81,24 @@ def main(argv: list[str], out: BinaryIO | None = None) -> int:
             # can still export configured campaign_ids); the sync still fails at the end.
             campaigns_ok = _read_campaigns_with_cdk(raw_config, catalog, out)
         if engagement:
-            export = EngagementExport(config, stream_state, debug=args.debug)
+            export = EngagementExport(config, stream_state, debug=debug)
             for chunk in export.messages():
                 out.write(chunk)
                 if not chunk.startswith(RECORD_PREFIX):
                     out.flush()  # STATE, logs (a budget wait's too) and traces reach the platform at once
     except SyncFailed as failure:
         trace = protocol.error_trace(str(failure), failure.failure_type, stream=protocol.ENGAGEMENT_STREAM)
-        out.write(_mask_line(trace, secret))
+        out.write(mask(trace, *secrets))
         return 1
     except Exception as exc:  # never a silent crash: a TRACE error Airbyte can show, the key masked
-        out.write(_mask_line(protocol.error_trace(f"Unexpected error: {exc!r}", SYSTEM_ERROR, exc), secret))
+        out.write(mask(protocol.error_trace(f"Unexpected error: {exc!r}", SYSTEM_ERROR, exc), *secrets))
         return 1
     finally:
         out.flush()
     return 0 if campaigns_ok else 1
 
 
-def _read_campaigns_with_cdk(raw_config: dict[str, Any], raw_catalog: dict[str, Any], out: BinaryIO) -> bool:
+def _read_campaigns_with_cdk(raw_config: dict[str, Any], raw_catalog: dict[str, Any], out: Output) -> bool:
     """Read `campaigns` through the CDK; False if it failed (the CDK already emitted its error trace)."""
     from airbyte_cdk.logger import init_logger
     from airbyte_cdk.models import AirbyteMessageSerializer, ConfiguredAirbyteCatalogSerializer
@@ -94,7 +114,7 @@ def _read_campaigns_with_cdk(raw_config: dict[str, Any], raw_catalog: dict[str, 
     source = SourceSoundlink(catalog, raw_config, None)
     try:
         for message in source.read(init_logger("airbyte"), raw_config, catalog, []):
-            out.write(_mask_line(orjson.dumps(AirbyteMessageSerializer.dump(message)), secret) + b"\n")
+            out.write(mask(orjson.dumps(AirbyteMessageSerializer.dump(message)), secret) + b"\n")
     except AirbyteTracedException:
         return False
     finally:
@@ -106,34 +126,40 @@ def _stream_name(entry: Any) -> str:
     return ((entry or {}).get("stream") or {}).get("name", "")
 
 
-def _load_state(path: str) -> Any:
-    """The --state file: JSON, or JSON lines (the STATE lines of an earlier sync's output, as printed)."""
-    try:
-        return _load_json(path, "state")
-    except ConfigError:
-        try:
-            with open(path, "rb") as handle:
-                return [orjson.loads(line) for line in handle if line.strip()]
-        except (OSError, orjson.JSONDecodeError):
-            pass
-        raise
+def is_platform_debug_enabled(environ: Mapping[str, str] = os.environ) -> bool:
+    """The platform's debug switch (LOG_LEVEL=debug), as the CDK's entrypoint honours it."""
+    return environ.get("LOG_LEVEL", "info").lower() == "debug"
 
 
-def _load_json(path: str, what: str) -> Any:
-    try:
-        with open(path, "rb") as handle:
-            return orjson.loads(handle.read())
-    except OSError as error:
-        raise ConfigError(f"Cannot read the {what} file {path}: {error.strerror}.") from None
-    except orjson.JSONDecodeError as error:
-        raise ConfigError(f"The {what} file {path} is not valid JSON: {error}.") from None
+class _MaskedOutput:
+    """stdout with the secrets masked in every message but RECORDs (as the CDK's log filter does):
+    RECORD chunks, the hot path, pass as they are; the data never holds the key."""
+
+    def __init__(self, out: Output, secrets: list[str]) -> None:
+        self._out = out
+        self._secrets = secrets
+
+    def write(self, chunk: bytes) -> int:
+        if not chunk.startswith(RECORD_PREFIX):
+            chunk = mask(chunk, *self._secrets)
+        return self._out.write(chunk)
+
+    def flush(self) -> None:
+        self._out.flush()
 
 
-def _mask_line(line: bytes, secret: str) -> bytes:
-    """Mask the key in a serialized message, stack trace included: as JSON escapes it, and as an
-    exception's repr would show it (then JSON-escaped)."""
-    if not secret:
-        return line
-    for form in (secret, repr(secret)[1:-1]):
-        line = line.replace(orjson.dumps(form)[1:-1], b"****")
-    return line
+def _install_exception_hooks(out: Output, secrets: list[str]) -> None:
+    """What the CDK's init_uncaught_exception_handler does, for the fast path: an error that escapes
+    (the main thread's or a worker's) becomes one TRACE error with the key masked, not a traceback."""
+
+    def emit(exc: BaseException) -> None:
+        if isinstance(exc, KeyboardInterrupt):
+            trace = protocol.error_trace("The sync was interrupted.", TRANSIENT_ERROR)
+        else:
+            trace = protocol.error_trace(f"Unexpected error: {exc!r}", SYSTEM_ERROR, exc)
+        with contextlib.suppress(Exception):
+            out.write(mask(trace, *secrets))
+            out.flush()
+
+    sys.excepthook = lambda _type, exc, _tb: emit(exc)
+    threading.excepthook = lambda hook_args: emit(hook_args.exc_value or RuntimeError("thread failed"))

@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from airbyte_cdk.entrypoint import AirbyteEntrypoint
-from airbyte_cdk.logger import PRINT_BUFFER
 from airbyte_cdk.models import (
     AirbyteCatalog,
     AirbyteConnectionStatus,
@@ -32,8 +30,10 @@ from airbyte_cdk.models import (
 )
 from airbyte_cdk.sources.declarative.yaml_declarative_source import YamlDeclarativeSource
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+from requests.exceptions import InvalidSchema, InvalidURL
 
-from source_soundlink.config import ConfigError, SoundlinkConfig
+from source_soundlink import network_guard
+from source_soundlink.config import ConfigError, SoundlinkConfig, unknown_field_warnings
 from source_soundlink.engagement import (
     PRIMARY_KEY,
     EngagementExport,
@@ -68,10 +68,29 @@ class SourceSoundlink(YamlDeclarativeSource):
             is_resumable=True,
         )
 
+    def configure(self, config: Mapping[str, Any], temp_dir: str) -> Mapping[str, Any]:
+        """The CDK's hook between reading the config file and check/discover/read: our rules first.
+
+        Unknown fields are warned about (never an error); a config our rules refuse, or a base_url Airbyte
+        Cloud refuses, is a config_error that names the field and the fix, before the spec's JSON schema
+        (whose messages do not: "91 is greater than the maximum of 90") and before any request.
+        A source built without a config (the CDK's test harness) takes this one: the CDK builds its
+        streams from the constructor's config, not from the one passed to discover() or read().
+        """
+        for warning in unknown_field_warnings(config):
+            self.logger.warning(warning)
+        try:
+            network_guard.refuse_in_cloud(SoundlinkConfig.from_mapping(dict(config)).base_url)
+        except ConfigError as error:
+            raise AirbyteTracedException(
+                str(error), str(error), failure_type=FailureType.config_error
+            ) from None
+        if not self._config:
+            self._config = self._migrate_and_transform_config(None, config) or {}
+            self._config_for_validation = self._config
+        return super().configure(config, temp_dir)
+
     def discover(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteCatalog:
-        if config and not self._config:
-            # The CDK builds streams from the config given to the constructor, not to discover().
-            return SourceSoundlink(config=config).discover(logger, config)
         catalog = super().discover(logger, config)
         return AirbyteCatalog(streams=[self.engagement_stream(), *catalog.streams])
 
@@ -82,9 +101,13 @@ class SourceSoundlink(YamlDeclarativeSource):
         without campaigns:read when campaign_ids and start_date are set, or name a missing campaign.
         """
         try:
-            check_connection(SoundlinkConfig.from_mapping(dict(config)), _log_to(logger))
+            soundlink_config = SoundlinkConfig.from_mapping(dict(config))
+            network_guard.refuse_in_cloud(soundlink_config.base_url)
+            check_connection(soundlink_config, _log_to(logger))
         except (ConfigError, SoundlinkError) as error:
             return AirbyteConnectionStatus(status=Status.FAILED, message=str(error))
+        except (InvalidSchema, InvalidURL) as error:  # the CDK's own Cloud filter (a redirect, say)
+            return AirbyteConnectionStatus(status=Status.FAILED, message=f"Refused by Airbyte Cloud: {error}")
         return AirbyteConnectionStatus(status=Status.SUCCEEDED)
 
     def read(
@@ -94,10 +117,6 @@ class SourceSoundlink(YamlDeclarativeSource):
         catalog: ConfiguredAirbyteCatalog,
         state: list[AirbyteStateMessage] | None = None,
     ) -> Iterator[AirbyteMessage]:
-        if config and not self._config:
-            # The CDK builds streams from the config given to the constructor, not to read().
-            yield from SourceSoundlink(catalog, config, state).read(logger, config, catalog, state)
-            return
         engagement = [s for s in catalog.streams if s.stream.name == ENGAGEMENT_STREAM]
         others = [s for s in catalog.streams if s.stream.name != ENGAGEMENT_STREAM]
         campaigns_failure = None
@@ -137,28 +156,3 @@ class SourceSoundlink(YamlDeclarativeSource):
 def _log_to(logger: logging.Logger) -> Any:
     levels = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING, "ERROR": logging.ERROR}
     return lambda level, message: logger.log(levels.get(level, logging.INFO), message)
-
-
-class SoundlinkEntrypoint(AirbyteEntrypoint):
-    @staticmethod
-    def validate_connection(source_spec: Any, config: Mapping[str, Any]) -> None:
-        """Our config rules before the spec's JSON schema (check, discover): their messages name the field
-        and the fix, where the schema's do not ("91 is greater than the maximum of 90")."""
-        try:
-            SoundlinkConfig.from_mapping(dict(config))
-        except ConfigError as error:
-            raise AirbyteTracedException(
-                str(error), str(error), failure_type=FailureType.config_error
-            ) from None
-        AirbyteEntrypoint.validate_connection(source_spec, config)
-
-
-def launch(args: list[str]) -> None:
-    """airbyte_cdk.entrypoint.launch with SoundlinkEntrypoint (the CDK's launch builds its own entrypoint)."""
-    config_path = AirbyteEntrypoint.extract_config(args)
-    entrypoint = SoundlinkEntrypoint(
-        SourceSoundlink(config=SourceSoundlink.read_config(config_path) if config_path else None)
-    )
-    with PRINT_BUFFER:
-        for message in entrypoint.run(entrypoint.parse_args(args)):
-            print(f"{message}\n", end="")
