@@ -33,7 +33,9 @@ class Output(Protocol):
     def flush(self) -> None: ...
 
 
-def main(argv: list[str], out: Output | None = None) -> int:
+def main(argv: list[str], out: Output | None = None, exception_hooks: bool = False) -> int:
+    """The `read` command; `exception_hooks` (the console script's process, not an in-process caller)
+    turns any error that escapes into a TRACE, as the CDK's entrypoint does."""
     out = out or sys.stdout.buffer
     parser = argparse.ArgumentParser(prog="source-soundlink read")
     parser.add_argument("--config", required=True)
@@ -42,7 +44,8 @@ def main(argv: list[str], out: Output | None = None) -> int:
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
     secrets: list[str] = []
-    _install_exception_hooks(out, secrets)
+    if exception_hooks:
+        _install_exception_hooks(out, secrets)
     try:
         raw_config = load_json(args.config, "config")
         secrets.extend(secrets_of(raw_config))

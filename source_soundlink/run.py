@@ -21,7 +21,7 @@ def run() -> None:
     if args[:1] == ["read"]:
         from source_soundlink.read_command import main
 
-        sys.exit(main(args[1:]))
+        sys.exit(main(args[1:], exception_hooks=True))
     sys.exit(launch_cdk(args))
 
 
