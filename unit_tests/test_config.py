@@ -29,8 +29,8 @@ from unit_tests.builders import config
         ({"auth_header": "basic"}, "auth_header must be 'x-api-key' or 'bearer'"),
         ({"campaign_ids": "camp_a"}, "campaign_ids must be a list of campaign id strings"),
         ({"base_url": "http://api.getsoundlink.com"}, "base_url must use https://"),
-        ({"api_key": "sk_live_pasted_with_newline\n"}, "api_key has spaces or line breaks before or after it"),
-        ({"api_key": " sk_live_leading_space"}, "api_key has spaces or line breaks before or after it"),
+        ({"api_key": "sk_live_pasted_with_newline\n"}, "api_key has spaces or line breaks before or after"),
+        ({"api_key": " sk_live_leading_space"}, "api_key has spaces or line breaks before or after"),
         ({"api_key": "sk_live two"}, "api_key must not contain spaces, line breaks"),
     ],
 )

@@ -42,7 +42,8 @@ def test_given_a_file_that_is_not_json_when_loaded_then_the_error_names_it(tmp_p
 def test_given_state_for_streams_this_source_lacks_when_loaded_then_each_is_named_once() -> None:
     mine = {"type": "STREAM", "stream": {"stream_descriptor": {"name": "campaign_engagement_daily"}}}
     users = {"type": "STREAM", "stream": {"stream_descriptor": {"name": "users"}, "stream_state": {}}}
-    printed = {"type": "STATE", "state": {"type": "STREAM", "stream": {"stream_descriptor": {"name": "orders"}}}}
+    orders = {"type": "STREAM", "stream": {"stream_descriptor": {"name": "orders"}}}
+    printed = {"type": "STATE", "state": orders}
 
     warnings = inputs.foreign_state_warnings([mine, users, printed, users])
 

@@ -27,7 +27,7 @@ class FakeDns:
         self.lookups.append(host)
         if host not in self.answers:
             raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port)) for address in self.answers[host]]
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port)) for ip in self.answers[host]]
 
 
 def test_given_a_public_https_host_when_checked_then_it_is_allowed() -> None:
@@ -104,8 +104,7 @@ def test_given_outside_cloud_when_a_session_is_protected_then_it_is_left_as_is()
     assert isinstance(session.get_adapter("http://x.example"), GuardedAdapter)
 
 
-def test_given_a_guarded_session_when_requests_go_to_a_private_host_then_they_are_refused_and_the_verdict_is_cached(
-) -> None:
+def test_given_a_guarded_session_when_sending_to_a_private_host_then_refused_and_the_verdict_cached() -> None:
     now = [0.0]
     dns = FakeDns(metadata_internal=["169.254.169.254"])
     session = requests.Session()

@@ -53,7 +53,7 @@ def test_given_a_typo_and_state_of_another_stream_when_read_then_both_are_warned
     tmp_path: Path, http_mocker: HttpMocker = None
 ) -> None:
     rows = _one_window(http_mocker)
-    users = [{"type": "STREAM", "stream": {"stream_descriptor": {"name": "users"}, "stream_state": {"id": 4}}}]
+    users = [{"type": "STREAM", "stream": {"stream_descriptor": {"name": "users"}, "stream_state": {}}}]
 
     exit_code, messages = _read(tmp_path, b.config(end_date="2026-03-02", start_dat="2026-03-02"), users)
 
