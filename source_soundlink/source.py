@@ -106,8 +106,10 @@ class SourceSoundlink(YamlDeclarativeSource):
             check_connection(soundlink_config, _log_to(logger))
         except (ConfigError, SoundlinkError) as error:
             return AirbyteConnectionStatus(status=Status.FAILED, message=str(error))
-        except (InvalidSchema, InvalidURL) as error:  # the CDK's own Cloud filter (a redirect, say)
+        except (InvalidSchema, InvalidURL) as error:  # the CDK's own Cloud filter: say what it refused
             return AirbyteConnectionStatus(status=Status.FAILED, message=f"Refused by Airbyte Cloud: {error}")
+        except AirbyteTracedException as error:  # the same filter's private-network refusal
+            return AirbyteConnectionStatus(status=Status.FAILED, message=error.message)
         return AirbyteConnectionStatus(status=Status.SUCCEEDED)
 
     def read(

@@ -3,6 +3,7 @@ front and on every request the fast path's client sends."""
 
 from __future__ import annotations
 
+import logging
 import socket
 from typing import Any
 
@@ -137,3 +138,30 @@ def test_given_cloud_mode_when_the_fast_path_client_sends_to_loopback_then_it_fa
     assert raised.value.failure_type == CONFIG_ERROR
     assert "base_url host 127.0.0.1 is a loopback address" in raised.value.message
     assert client.budget.requests_sent == 1
+
+
+@pytest.mark.parametrize(
+    ("base_url", "phrase"),
+    [
+        ("http://127.0.0.1:9", "Refused by Airbyte Cloud: Invalid Protocol Scheme"),
+        ("https://127.0.0.1:9", "belongs to a private network"),
+    ],
+)
+def test_given_the_cdks_own_filter_refuses_a_check_request_when_check_then_failed_says_what_is_wrong(
+    base_url: str, phrase: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CDK's entrypoint wraps Session.send in Cloud; its refusal must not read "Something went wrong"."""
+    from airbyte_cdk import entrypoint
+    from airbyte_cdk.models import Status
+
+    from source_soundlink.source import SourceSoundlink
+
+    monkeypatch.setattr(requests.Session, "send", requests.Session.send)  # undone after the test
+    entrypoint._init_internal_request_filter()
+
+    status = SourceSoundlink().check(
+        logging.getLogger("airbyte"), {"api_key": "sk_test_x", "base_url": base_url}
+    )
+
+    assert status.status == Status.FAILED
+    assert phrase in (status.message or "")
