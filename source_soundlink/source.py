@@ -1,10 +1,12 @@
 """SourceSoundlink: the manifest's declarative core plus the Python engagement stream, for the CDK.
 
-The CDK runs spec, discover and the `campaigns` stream from manifest.yaml. `campaign_engagement_daily`
-is read by engagement.EngagementExport; this class adds it to the catalog and adapts its byte messages to
-AirbyteMessage objects for in-process callers (the CDK's test harness, the standard tests). The
-`source-soundlink read` command does not come through here for that stream: read_command.py writes the
-export's bytes straight to stdout.
+The CDK runs spec, discover and the `campaigns` stream from manifest.yaml, launched by run.py through the
+CDK's own entrypoint. `campaign_engagement_daily` is read by engagement.EngagementExport; this class adds
+it to the catalog and adapts its byte messages to AirbyteMessage objects for in-process callers (the CDK's
+test harness, the standard tests). The `source-soundlink read` command does not come through here for
+that stream: read_command.py writes the export's bytes straight to stdout. `configure` (the CDK's hook
+for a config before any command uses it) applies this connector's config rules and Airbyte Cloud's
+network guard, so every command refuses the same configs with the same messages.
 """
 
 from __future__ import annotations

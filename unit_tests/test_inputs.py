@@ -28,6 +28,11 @@ def test_given_every_spec_property_when_checked_then_none_is_unknown_and_others_
     assert len(unknown_field_warnings({"not_in_the_spec": 1})) == 1
 
 
+def test_given_the_spec_when_read_then_it_declares_no_config_migration_the_fast_path_would_skip() -> None:
+    """The CDK applies the spec's config_normalization_rules before check/discover; `read` does not."""
+    assert "config_normalization_rules" not in SPEC
+
+
 def test_given_a_missing_file_when_loaded_then_the_error_names_it(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^Cannot read the config file .*nope.json: No such file"):
         inputs.load_json(str(tmp_path / "nope.json"), "config")
