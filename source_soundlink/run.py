@@ -36,8 +36,12 @@ def launch_cdk(args: list[str]) -> int:
     from source_soundlink.inputs import load_json
     from source_soundlink.source import SourceSoundlink
 
-    command = args[0] if args else ""
-    config_path = AirbyteEntrypoint.extract_config(args)  # argparse: a usage error exits 2, as the CDK's
+    parsed = AirbyteEntrypoint.parse_args(args)  # argparse: a usage error exits 2, as the CDK's does
+    command = parsed.command
+    if not command:  # the CDK would raise "No command passed" through its exception hook
+        print("usage: source-soundlink {spec,check,discover,read} [--config ...]", file=sys.stderr)
+        return 2
+    config_path = getattr(parsed, "config", None)
     raw_config: Any = None
     try:
         raw_config = load_json(config_path, "config") if config_path else None
