@@ -13,6 +13,7 @@ import os
 import sys
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
@@ -33,49 +34,40 @@ class Output(Protocol):
     def flush(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """What the command was given, checked before any request."""
+
+    raw_config: dict[str, Any]
+    config: SoundlinkConfig
+    catalog: dict[str, Any]
+    selected: dict[str, dict[str, Any]]  # stream name -> configured stream
+    stream_state: dict[str, Any] | None
+    debug: bool
+
+
 def main(argv: list[str], out: Output | None = None, exception_hooks: bool = False) -> int:
     """The `read` command; `exception_hooks` (the console script's process, not an in-process caller)
     turns any error that escapes into a TRACE, as the CDK's entrypoint does."""
-    out = out or sys.stdout.buffer
     parser = argparse.ArgumentParser(prog="source-soundlink read")
     parser.add_argument("--config", required=True)
     parser.add_argument("--catalog", required=True)
     parser.add_argument("--state")
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
-    secrets: list[str] = []
+    secrets: list[str] = []  # filled once the config is read; the output and the hooks mask them
     if exception_hooks:
-        _install_exception_hooks(out, secrets)
+        _install_exception_hooks(out or sys.stdout.buffer, secrets)
+    out = _MaskedOutput(out or sys.stdout.buffer, secrets)
     try:
-        raw_config = load_json(args.config, "config")
-        secrets.extend(secrets_of(raw_config))
-        out = _MaskedOutput(out, secrets)
-        for warning in unknown_field_warnings(raw_config):
-            out.write(protocol.log("WARN", warning))
-        config = SoundlinkConfig.from_mapping(raw_config)
-        network_guard.refuse_in_cloud(config.base_url)  # before any request, as the CDK would in Cloud
-        catalog = load_json(args.catalog, "catalog")
-        if not isinstance(catalog, dict) or not all(
-            isinstance(e, dict) for e in catalog.get("streams") or []
-        ):
-            raise ConfigError(f"The catalog file {args.catalog} is not a ConfiguredAirbyteCatalog object.")
-        selected = {_stream_name(entry): entry for entry in (catalog.get("streams") or [])}
-        unknown = sorted(set(selected) - set(STREAMS))
-        if unknown:
-            raise ConfigError(
-                f"The catalog selects unknown streams {unknown}; this source has {list(STREAMS)}."
-            )
-        engagement = selected.get(protocol.ENGAGEMENT_STREAM)
-        incremental = bool(engagement) and engagement.get("sync_mode") == "incremental"
-        raw_state = load_state(args.state) if args.state else None
-        for warning in foreign_state_warnings(raw_state):
-            out.write(protocol.log("WARN", warning))
-        stream_state = read_state(raw_state) if raw_state is not None and incremental else None
+        inputs = load_inputs(args, out, secrets)
     except ConfigError as error:
-        out.write(mask(protocol.error_trace(str(error), CONFIG_ERROR), *secrets))
+        out.write(protocol.error_trace(str(error), CONFIG_ERROR))
         out.flush()
         return 1
-    debug = args.debug or is_platform_debug_enabled()
+    raw_config, catalog, selected = inputs.raw_config, inputs.catalog, inputs.selected
+    config, stream_state, debug = inputs.config, inputs.stream_state, inputs.debug
+    engagement = selected.get(protocol.ENGAGEMENT_STREAM)
 
     campaigns_ok = True
     try:
@@ -101,6 +93,32 @@ def main(argv: list[str], out: Output | None = None, exception_hooks: bool = Fal
     return 0 if campaigns_ok else 1
 
 
+def load_inputs(args: argparse.Namespace, out: Output, secrets: list[str]) -> Inputs:
+    """Config, catalog and state, each checked before any request; a ConfigError names what is wrong.
+    Warnings (unknown config fields, state of streams this source does not have) go to `out`."""
+    raw_config = load_json(args.config, "config")
+    secrets.extend(secrets_of(raw_config))
+    for warning in unknown_field_warnings(raw_config):
+        out.write(protocol.log("WARN", warning))
+    config = SoundlinkConfig.from_mapping(raw_config)
+    network_guard.refuse_in_cloud(config.base_url)  # before any request, as the CDK would in Cloud
+    catalog = load_json(args.catalog, "catalog")
+    if not isinstance(catalog, dict) or not all(isinstance(e, dict) for e in catalog.get("streams") or []):
+        raise ConfigError(f"The catalog file {args.catalog} is not a ConfiguredAirbyteCatalog object.")
+    selected = {_stream_name(entry): entry for entry in (catalog.get("streams") or [])}
+    unknown = sorted(set(selected) - set(STREAMS))
+    if unknown:
+        raise ConfigError(f"The catalog selects unknown streams {unknown}; this source has {list(STREAMS)}.")
+    engagement = selected.get(protocol.ENGAGEMENT_STREAM)
+    incremental = bool(engagement) and engagement.get("sync_mode") == "incremental"
+    raw_state = load_state(args.state) if args.state else None
+    for warning in foreign_state_warnings(raw_state):
+        out.write(protocol.log("WARN", warning))
+    stream_state = read_state(raw_state) if raw_state is not None and incremental else None
+    debug = args.debug or is_platform_debug_enabled()
+    return Inputs(raw_config, config, catalog, selected, stream_state, debug)
+
+
 def _read_campaigns_with_cdk(raw_config: dict[str, Any], raw_catalog: dict[str, Any], out: Output) -> bool:
     """Read `campaigns` through the CDK; False if it failed (the CDK already emitted its error trace)."""
     from airbyte_cdk.logger import init_logger
@@ -112,6 +130,11 @@ def _read_campaigns_with_cdk(raw_config: dict[str, Any], raw_catalog: dict[str, 
 
     secret = raw_config["api_key"]
     update_secrets([secret])  # the CDK's log formatter masks it too
+    if network_guard.is_cloud():
+        # The CDK's requests (which follow redirects) get the CDK's own Cloud filter, as under its entrypoint.
+        from airbyte_cdk.entrypoint import _init_internal_request_filter
+
+        _init_internal_request_filter()
     streams = [s for s in raw_catalog["streams"] if _stream_name(s) == protocol.CAMPAIGNS_STREAM]
     catalog = ConfiguredAirbyteCatalogSerializer.load({**raw_catalog, "streams": streams})
     source = SourceSoundlink(catalog, raw_config, None)
