@@ -28,7 +28,8 @@ def run() -> None:
 def launch_cdk(args: list[str]) -> int:
     """spec/check/discover through the CDK's launch; an input error is one clean message, exit code as
     the CDK's (a failed check is an answer, exit 0; a failed discover exits 1)."""
-    from airbyte_cdk.entrypoint import AirbyteEntrypoint, launch
+    from airbyte_cdk.entrypoint import AirbyteEntrypoint, launch, logger
+    from airbyte_cdk.exception_handler import init_uncaught_exception_handler
     from airbyte_cdk.models import FailureType
     from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
@@ -36,6 +37,7 @@ def launch_cdk(args: list[str]) -> int:
     from source_soundlink.inputs import load_json
     from source_soundlink.source import SourceSoundlink
 
+    init_uncaught_exception_handler(logger)  # already for building the source, not only once launched
     parsed = AirbyteEntrypoint.parse_args(args)  # argparse: a usage error exits 2, as the CDK's does
     command = parsed.command
     if not command:  # the CDK would raise "No command passed" through its exception hook
