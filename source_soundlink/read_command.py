@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import orjson
 
 from source_soundlink import network_guard, protocol
+from source_soundlink.clock import SYSTEM_CLOCK, Clock
 from source_soundlink.config import ConfigError, SoundlinkConfig, unknown_field_warnings
 from source_soundlink.engagement import EngagementExport, SyncFailed, read_state
 from source_soundlink.errors import CONFIG_ERROR, SYSTEM_ERROR, TRANSIENT_ERROR
@@ -46,9 +47,12 @@ class Inputs:
     debug: bool
 
 
-def main(argv: list[str], out: Output | None = None, exception_hooks: bool = False) -> int:
-    """The `read` command; `exception_hooks` (the console script's process, not an in-process caller)
-    turns any error that escapes into a TRACE, as the CDK's entrypoint does."""
+def main(
+    argv: list[str], out: Output | None = None, clock: Clock = SYSTEM_CLOCK, exception_hooks: bool = False
+) -> int:
+    """Run `read` with `argv`, writing messages to `out`; `clock` times every wait (tests fake it).
+    `exception_hooks` (the console script's process, not an in-process caller) turns any error that
+    escapes into a TRACE, as the CDK's entrypoint does."""
     parser = argparse.ArgumentParser(prog="source-soundlink read")
     parser.add_argument("--config", required=True)
     parser.add_argument("--catalog", required=True)
@@ -76,7 +80,7 @@ def main(argv: list[str], out: Output | None = None, exception_hooks: bool = Fal
             # can still export configured campaign_ids); the sync still fails at the end.
             campaigns_ok = _read_campaigns_with_cdk(raw_config, catalog, out)
         if engagement:
-            export = EngagementExport(config, stream_state, debug=debug)
+            export = EngagementExport(config, stream_state, debug=debug, clock=clock)
             for chunk in export.messages():
                 out.write(chunk)
                 if not chunk.startswith(RECORD_PREFIX):
