@@ -1,8 +1,8 @@
 """`source-soundlink read`: the sync's hot path, without the CDK's per-record machinery.
 
-Engagement rows go from the socket to stdout as bytes (engagement.EngagementExport). airbyte-cdk (about
-1 s and 78 MiB to import) is loaded only when the catalog also selects `campaigns`, the one stream the
-CDK reads from the manifest.
+Both streams are read by engagement.EngagementExport (the `campaigns` records come from the listing it
+makes anyway), whose messages go to stdout as bytes; airbyte-cdk (about 1 s and 78 MiB to import) is never
+loaded. SIGTERM and SIGINT cancel the sync gracefully (cancel.py): a last STATE, then exit 143 or 130.
 """
 
 from __future__ import annotations
@@ -16,9 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import orjson
-
-from source_soundlink import network_guard, protocol
+from source_soundlink import cancel, network_guard, protocol
 from source_soundlink.clock import SYSTEM_CLOCK, Clock
 from source_soundlink.config import ConfigError, SoundlinkConfig, unknown_field_warnings
 from source_soundlink.engagement import EngagementExport, SyncFailed, read_state
@@ -35,15 +33,32 @@ class Output(Protocol):
     def flush(self) -> None: ...
 
 
+class _Stdout:
+    """stdout through os.write, looping until every byte is out. CPython's BufferedWriter can drop the rest
+    of a write to a full pipe that a signal interrupts part-way (write(2) returns a partial count), which a
+    SIGTERM handler makes likely: half a RECORD line, then the next message (reproduced on 3.11)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+        return len(data)
+
+    def flush(self) -> None:
+        pass  # nothing is buffered
+
+
 @dataclass(frozen=True)
 class Inputs:
     """What the command was given, checked before any request."""
 
-    raw_config: dict[str, Any]
     config: SoundlinkConfig
-    catalog: dict[str, Any]
     selected: dict[str, dict[str, Any]]  # stream name -> configured stream
     stream_state: dict[str, Any] | None
+    full_refresh: bool
     debug: bool
 
 
@@ -53,6 +68,9 @@ def main(
     """Run `read` with `argv`, writing messages to `out`; `clock` times every wait (tests fake it).
     `exception_hooks` (the console script's process, not an in-process caller) turns any error that
     escapes into a TRACE, as the CDK's entrypoint does."""
+    if out is None:
+        sys.stdout.flush()
+        out = _Stdout(sys.stdout.fileno())
     parser = argparse.ArgumentParser(prog="source-soundlink read")
     parser.add_argument("--config", required=True)
     parser.add_argument("--catalog", required=True)
@@ -61,40 +79,47 @@ def main(
     args = parser.parse_args(argv)
     secrets: list[str] = []  # filled once the config is read; the output and the hooks mask them
     if exception_hooks:
-        _install_exception_hooks(out or sys.stdout.buffer, secrets)
-    out = _MaskedOutput(out or sys.stdout.buffer, secrets)
+        _install_exception_hooks(out, secrets)
+    out = _MaskedOutput(out, secrets)
     try:
         inputs = load_inputs(args, out, secrets)
     except ConfigError as error:
         out.write(protocol.error_trace(str(error), CONFIG_ERROR))
-        out.flush()
         return 1
-    raw_config, catalog, selected = inputs.raw_config, inputs.catalog, inputs.selected
-    config, stream_state, debug = inputs.config, inputs.stream_state, inputs.debug
-    engagement = selected.get(protocol.ENGAGEMENT_STREAM)
+    if not inputs.selected:
+        return 0
 
-    campaigns_ok = True
+    token = cancel.CancelToken()
+    restore = cancel.install(token)  # from here on, SIGTERM/SIGINT end the sync with a last STATE
+    export = EngagementExport(
+        inputs.config,
+        inputs.stream_state,
+        inputs.debug,
+        clock=clock,
+        streams=tuple(inputs.selected),
+        full_refresh_mode=inputs.full_refresh,
+        cancel=token,
+    )
     try:
-        if protocol.CAMPAIGNS_STREAM in selected:
-            # A failed campaigns stream does not stop the engagement stream (a key without campaigns:read
-            # can still export configured campaign_ids); the sync still fails at the end.
-            campaigns_ok = _read_campaigns_with_cdk(raw_config, catalog, out)
-        if engagement:
-            export = EngagementExport(config, stream_state, debug=debug, clock=clock)
-            for chunk in export.messages():
-                out.write(chunk)
-                if not chunk.startswith(RECORD_PREFIX):
-                    out.flush()  # STATE, logs (a budget wait's too) and traces reach the platform at once
+        for chunk in export.messages():
+            out.write(chunk)
+            if not chunk.startswith(RECORD_PREFIX):
+                out.flush()  # STATE, logs (a budget wait's too) and traces reach the platform at once
     except SyncFailed as failure:
-        trace = protocol.error_trace(str(failure), failure.failure_type, stream=protocol.ENGAGEMENT_STREAM)
-        out.write(mask(trace, *secrets))
+        out.write(protocol.error_trace(str(failure), failure.failure_type, stream=failure.stream))
         return 1
     except Exception as exc:  # never a silent crash: a TRACE error Airbyte can show, the key masked
-        out.write(mask(protocol.error_trace(f"Unexpected error: {exc!r}", SYSTEM_ERROR, exc), *secrets))
+        out.write(protocol.error_trace(f"Unexpected error: {exc!r}", SYSTEM_ERROR, exc))
         return 1
     finally:
         out.flush()
-    return 0 if campaigns_ok else 1
+        restore()
+    if export.cancelled:
+        code = cancel.exit_code(export.cancelled)
+        if export.abandoned:
+            os._exit(code)  # a worker still blocked on a socket must not hold the exit past the grace period
+        return code
+    return 0
 
 
 def load_inputs(args: argparse.Namespace, out: Output, secrets: list[str]) -> Inputs:
@@ -106,50 +131,28 @@ def load_inputs(args: argparse.Namespace, out: Output, secrets: list[str]) -> In
         out.write(protocol.log("WARN", warning))
     config = SoundlinkConfig.from_mapping(raw_config)
     network_guard.refuse_in_cloud(config.base_url)  # before any request, as the CDK would in Cloud
-    catalog = load_json(args.catalog, "catalog")
+    selected = _selected_streams(args.catalog)
+    engagement = selected.get(protocol.ENGAGEMENT_STREAM)
+    full_refresh = bool(engagement) and engagement.get("sync_mode") != "incremental"
+    raw_state = load_state(args.state) if args.state else None
+    for warning in foreign_state_warnings(raw_state):
+        out.write(protocol.log("WARN", warning))
+    # A full refresh reads the state too: a retried attempt resumes from its failed attempt's state.
+    stream_state = read_state(raw_state) if raw_state is not None and engagement else None
+    debug = args.debug or is_platform_debug_enabled()
+    return Inputs(config, selected, stream_state, full_refresh, debug)
+
+
+def _selected_streams(path: str) -> dict[str, Any]:
+    """The catalog's entries by stream name; ConfigError if it is not a catalog of this source's streams."""
+    catalog = load_json(path, "catalog")
     if not isinstance(catalog, dict) or not all(isinstance(e, dict) for e in catalog.get("streams") or []):
-        raise ConfigError(f"The catalog file {args.catalog} is not a ConfiguredAirbyteCatalog object.")
+        raise ConfigError(f"The catalog file {path} is not a ConfiguredAirbyteCatalog object.")
     selected = {_stream_name(entry): entry for entry in (catalog.get("streams") or [])}
     unknown = sorted(set(selected) - set(STREAMS))
     if unknown:
         raise ConfigError(f"The catalog selects unknown streams {unknown}; this source has {list(STREAMS)}.")
-    engagement = selected.get(protocol.ENGAGEMENT_STREAM)
-    incremental = bool(engagement) and engagement.get("sync_mode") == "incremental"
-    raw_state = load_state(args.state) if args.state else None
-    for warning in foreign_state_warnings(raw_state):
-        out.write(protocol.log("WARN", warning))
-    stream_state = read_state(raw_state) if raw_state is not None and incremental else None
-    debug = args.debug or is_platform_debug_enabled()
-    return Inputs(raw_config, config, catalog, selected, stream_state, debug)
-
-
-def _read_campaigns_with_cdk(raw_config: dict[str, Any], raw_catalog: dict[str, Any], out: Output) -> bool:
-    """Read `campaigns` through the CDK; False if it failed (the CDK already emitted its error trace)."""
-    from airbyte_cdk.logger import init_logger
-    from airbyte_cdk.models import AirbyteMessageSerializer, ConfiguredAirbyteCatalogSerializer
-    from airbyte_cdk.utils.airbyte_secrets_utils import update_secrets
-    from airbyte_cdk.utils.traced_exception import AirbyteTracedException
-
-    from source_soundlink.source import SourceSoundlink
-
-    secret = raw_config["api_key"]
-    update_secrets([secret])  # the CDK's log formatter masks it too
-    if network_guard.is_cloud():
-        # The CDK's requests (which follow redirects) get the CDK's own Cloud filter, as under its entrypoint.
-        from airbyte_cdk.entrypoint import _init_internal_request_filter
-
-        _init_internal_request_filter()
-    streams = [s for s in raw_catalog["streams"] if _stream_name(s) == protocol.CAMPAIGNS_STREAM]
-    catalog = ConfiguredAirbyteCatalogSerializer.load({**raw_catalog, "streams": streams})
-    source = SourceSoundlink(catalog, raw_config, None)
-    try:
-        for message in source.read(init_logger("airbyte"), raw_config, catalog, []):
-            out.write(mask(orjson.dumps(AirbyteMessageSerializer.dump(message)), secret) + b"\n")
-    except AirbyteTracedException:
-        return False
-    finally:
-        out.flush()
-    return True
+    return selected
 
 
 def _stream_name(entry: Any) -> str:
