@@ -19,6 +19,7 @@ from typing import Any
 
 import requests
 
+from source_soundlink import network_guard
 from source_soundlink.clock import SYSTEM_CLOCK, Clock
 from source_soundlink.config import SoundlinkConfig
 from source_soundlink.errors import (
@@ -77,7 +78,7 @@ class SoundlinkClient:
     def session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
         if session is None:
-            session = requests.Session()
+            session = network_guard.protect(requests.Session())  # Airbyte Cloud: public https only
             session.headers["User-Agent"] = USER_AGENT
             self._local.session = session
         return session

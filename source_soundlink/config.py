@@ -7,9 +7,10 @@ exactly which field is wrong and why.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
@@ -78,6 +79,11 @@ class SoundlinkConfig:
         api_key = raw.get("api_key")
         if not isinstance(api_key, str) or not api_key.strip():
             raise ConfigError("api_key is required: paste your Soundlink API key (it starts with sk_).")
+        if api_key != api_key.strip():
+            raise ConfigError(
+                "api_key has spaces or line breaks before or after it (often picked up when copying the "
+                "key): remove them."
+            )
         if not api_key.startswith("sk_"):
             raise ConfigError("api_key must be a Soundlink secret key starting with 'sk_'.")
         if not _KEY_RE.fullmatch(api_key):
@@ -115,6 +121,24 @@ class SoundlinkConfig:
             requests_per_hour=_int(raw, "requests_per_hour"),
             today=today or today_utc(),
         )
+
+
+def unknown_field_warnings(raw: Any) -> list[str]:
+    """One warning per config field this connector does not know, with the closest known name.
+
+    Never an error: Airbyte may pass fields a newer version of the connector added, and a downgrade must
+    keep syncing. But a typo (start_dat) would otherwise sync every campaign's whole history silently.
+    Keys starting with `__` are the platform's own (e.g. `__injected_declarative_manifest`).
+    """
+    if not isinstance(raw, dict):
+        return []
+    known = [f.name for f in fields(SoundlinkConfig) if f.init and f.name != "today"]
+    warnings = []
+    for name in sorted(str(key) for key in raw if not str(key).startswith("__") and key not in known):
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}?" if close else f"it is ignored (settings: {', '.join(known)})."
+        warnings.append(f"{name} is not a setting of this connector; {hint}")
+    return warnings
 
 
 def _optional_date(raw: dict[str, Any], name: str) -> date | None:

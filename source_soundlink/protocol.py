@@ -92,6 +92,12 @@ def estimate(stream: str, row_estimate: int, byte_estimate: int) -> bytes:
     )
 
 
+def connection_status(status: str, message: str | None = None) -> bytes:
+    """check's answer: SUCCEEDED or FAILED, with a message a person can act on."""
+    answer = {"status": status, **({"message": message} if message else {})}
+    return _line({"type": "CONNECTION_STATUS", "connectionStatus": answer})
+
+
 def error_trace(
     message: str, failure_type: str, exc: BaseException | None = None, stream: str | None = None
 ) -> bytes:

@@ -1,11 +1,14 @@
 """SourceSoundlink: the manifest's declarative core plus the Python engagement stream, for the CDK.
 
-The CDK runs spec and discover from manifest.yaml (which defines the `campaigns` stream and both schemas).
-Both streams are read by engagement.EngagementExport, the `campaigns` records from the listing it makes
-anyway (one pass over /v1/campaigns, inside the request budget); this class adds the engagement stream to
-the catalog and adapts the export's byte messages to AirbyteMessage objects for in-process callers (the
-CDK's test harness, the standard tests), so both read paths emit the same messages. The
-`source-soundlink read` command does not come through here: read_command.py writes the bytes to stdout.
+The CDK runs spec and discover from manifest.yaml (which defines the `campaigns` stream and both schemas),
+launched by run.py through the CDK's own entrypoint. Both streams are read by engagement.EngagementExport,
+the `campaigns` records from the listing it makes anyway (one pass over /v1/campaigns, inside the request
+budget); this class adds the engagement stream to the catalog and adapts the export's byte messages to
+AirbyteMessage objects for in-process callers (the CDK's test harness, the standard tests), so both read
+paths emit the same messages. The `source-soundlink read` command does not come through here:
+read_command.py writes the bytes to stdout. `configure` (the CDK's hook for a config before any command
+uses it) applies this connector's config rules and Airbyte Cloud's network guard, so every command
+refuses the same configs with the same messages.
 """
 
 from __future__ import annotations
@@ -16,8 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from airbyte_cdk.entrypoint import AirbyteEntrypoint
-from airbyte_cdk.logger import PRINT_BUFFER
 from airbyte_cdk.models import (
     AirbyteCatalog,
     AirbyteConnectionStatus,
@@ -33,8 +34,10 @@ from airbyte_cdk.models import (
 )
 from airbyte_cdk.sources.declarative.yaml_declarative_source import YamlDeclarativeSource
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+from requests.exceptions import InvalidSchema, InvalidURL
 
-from source_soundlink.config import ConfigError, SoundlinkConfig
+from source_soundlink import network_guard
+from source_soundlink.config import ConfigError, SoundlinkConfig, unknown_field_warnings
 from source_soundlink.engagement import (
     PRIMARY_KEY,
     EngagementExport,
@@ -69,10 +72,29 @@ class SourceSoundlink(YamlDeclarativeSource):
             is_resumable=True,
         )
 
+    def configure(self, config: Mapping[str, Any], temp_dir: str) -> Mapping[str, Any]:
+        """The CDK's hook between reading the config file and check/discover/read: our rules first.
+
+        Unknown fields are warned about (never an error); a config our rules refuse, or a base_url Airbyte
+        Cloud refuses, is a config_error that names the field and the fix, before the spec's JSON schema
+        (whose messages do not: "91 is greater than the maximum of 90") and before any request.
+        A source built without a config (the CDK's test harness) takes this one: the CDK builds its
+        streams from the constructor's config, not from the one passed to discover() or read().
+        """
+        for warning in unknown_field_warnings(config):
+            self.logger.warning(warning)
+        try:
+            network_guard.refuse_in_cloud(SoundlinkConfig.from_mapping(dict(config)).base_url)
+        except ConfigError as error:
+            raise AirbyteTracedException(
+                str(error), str(error), failure_type=FailureType.config_error
+            ) from None
+        if not self._config:
+            self._config = self._migrate_and_transform_config(None, config) or {}
+            self._config_for_validation = self._config
+        return super().configure(config, temp_dir)
+
     def discover(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteCatalog:
-        if config and not self._config:
-            # The CDK builds streams from the config given to the constructor, not to discover().
-            return SourceSoundlink(config=config).discover(logger, config)
         catalog = super().discover(logger, config)
         return AirbyteCatalog(streams=[self.engagement_stream(), *catalog.streams])
 
@@ -83,9 +105,15 @@ class SourceSoundlink(YamlDeclarativeSource):
         without campaigns:read when campaign_ids and start_date are set, or name a missing campaign.
         """
         try:
-            check_connection(SoundlinkConfig.from_mapping(dict(config)), _log_to(logger))
+            soundlink_config = SoundlinkConfig.from_mapping(dict(config))
+            network_guard.refuse_in_cloud(soundlink_config.base_url)
+            check_connection(soundlink_config, _log_to(logger))
         except (ConfigError, SoundlinkError) as error:
             return AirbyteConnectionStatus(status=Status.FAILED, message=str(error))
+        except (InvalidSchema, InvalidURL) as error:  # the CDK's own Cloud filter: say what it refused
+            return AirbyteConnectionStatus(status=Status.FAILED, message=f"Refused by Airbyte Cloud: {error}")
+        except AirbyteTracedException as error:  # the same filter's private-network refusal
+            return AirbyteConnectionStatus(status=Status.FAILED, message=error.message)
         return AirbyteConnectionStatus(status=Status.SUCCEEDED)
 
     def read(
@@ -123,28 +151,3 @@ class SourceSoundlink(YamlDeclarativeSource):
 def _log_to(logger: logging.Logger) -> Any:
     levels = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARN": logging.WARNING, "ERROR": logging.ERROR}
     return lambda level, message: logger.log(levels.get(level, logging.INFO), message)
-
-
-class SoundlinkEntrypoint(AirbyteEntrypoint):
-    @staticmethod
-    def validate_connection(source_spec: Any, config: Mapping[str, Any]) -> None:
-        """Our config rules before the spec's JSON schema (check, discover): their messages name the field
-        and the fix, where the schema's do not ("91 is greater than the maximum of 90")."""
-        try:
-            SoundlinkConfig.from_mapping(dict(config))
-        except ConfigError as error:
-            raise AirbyteTracedException(
-                str(error), str(error), failure_type=FailureType.config_error
-            ) from None
-        AirbyteEntrypoint.validate_connection(source_spec, config)
-
-
-def launch(args: list[str]) -> None:
-    """airbyte_cdk.entrypoint.launch with SoundlinkEntrypoint (the CDK's launch builds its own entrypoint)."""
-    config_path = AirbyteEntrypoint.extract_config(args)
-    entrypoint = SoundlinkEntrypoint(
-        SourceSoundlink(config=SourceSoundlink.read_config(config_path) if config_path else None)
-    )
-    with PRINT_BUFFER:
-        for message in entrypoint.run(entrypoint.parse_args(args)):
-            print(f"{message}\n", end="")

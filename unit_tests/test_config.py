@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from source_soundlink.config import ConfigError, SoundlinkConfig
+from source_soundlink.config import ConfigError, SoundlinkConfig, unknown_field_warnings
 from unit_tests.builders import config
 
 
@@ -29,7 +29,8 @@ from unit_tests.builders import config
         ({"auth_header": "basic"}, "auth_header must be 'x-api-key' or 'bearer'"),
         ({"campaign_ids": "camp_a"}, "campaign_ids must be a list of campaign id strings"),
         ({"base_url": "http://api.getsoundlink.com"}, "base_url must use https://"),
-        ({"api_key": "sk_live_pasted_with_newline\n"}, "api_key must not contain spaces, line breaks"),
+        ({"api_key": "sk_live_pasted_with_newline\n"}, "api_key has spaces or line breaks before or after"),
+        ({"api_key": " sk_live_leading_space"}, "api_key has spaces or line breaks before or after"),
         ({"api_key": "sk_live two"}, "api_key must not contain spaces, line breaks"),
     ],
 )
@@ -57,3 +58,27 @@ def test_the_key_never_appears_in_a_config_error() -> None:
     with pytest.raises(ConfigError) as raised:
         SoundlinkConfig.from_mapping({"api_key": "sk_secret_value", "start_date": "nope"})
     assert "sk_secret_value" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("typo", "known"),
+    [("start_dat", "start_date"), ("campaign_id", "campaign_ids"), ("apikey", "api_key")],
+)
+def test_given_a_misspelt_field_when_validated_then_a_warning_names_it_and_the_closest_setting(
+    typo: str, known: str
+) -> None:
+    raw = config(**{typo: "x"})
+    assert unknown_field_warnings(raw) == [
+        f"{typo} is not a setting of this connector; did you mean {known}?"
+    ]
+    SoundlinkConfig.from_mapping(raw)  # never an error: a newer version may have added the field
+
+
+def test_given_known_fields_and_platform_fields_when_validated_then_no_warning() -> None:
+    raw = config(start_date="2026-01-01", __injected_declarative_manifest={})
+    assert unknown_field_warnings(raw) == []
+
+
+def test_given_a_field_like_no_setting_when_validated_then_the_warning_lists_the_settings() -> None:
+    (warning,) = unknown_field_warnings(config(zzz=1))
+    assert warning.startswith("zzz is not a setting of this connector; it is ignored (settings: api_key,")
