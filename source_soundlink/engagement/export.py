@@ -148,7 +148,7 @@ class EngagementExport:
         workers = self._workers
         pacer = StatePacer(*self._state_pacing, clock=self._clock.now)
         run = _Run(pacer, SyncEstimate(self._clock.now), self._clock.now(), self._listing is not None)
-        yield from self._started_messages()
+        yield from _started_messages(self._listing is not None, self._engagement, self._full_refresh, workers)
         threading.Thread(target=self._watch_cancel, name="soundlink-cancel", daemon=True).start()
         pool = ThreadPoolExecutor(max_workers=self.config.num_workers, thread_name_prefix="soundlink")
         pool.submit(workers.run_listing, self.client, self._listing)
@@ -175,14 +175,6 @@ class EngagementExport:
                     run.pending -= 1
             pool.shutdown(wait=not self.abandoned, cancel_futures=True)
         yield from self._ending(run)
-
-    def _started_messages(self) -> Iterator[bytes]:
-        if self._listing is not None:
-            yield protocol.stream_status(protocol.CAMPAIGNS_STREAM, "STARTED")
-        if self._engagement:
-            yield protocol.stream_status(protocol.ENGAGEMENT_STREAM, "STARTED")
-            if self._full_refresh and self._full_refresh.note:
-                yield self._workers.log_line("INFO", self._full_refresh.note)
 
     def _timeout(self, run: _Run) -> float | None:
         """How long the consumer waits for the next item (None: until one comes); a cancel starts its grace
@@ -297,6 +289,18 @@ class EngagementExport:
         if self._full_refresh:
             stream_state = self._full_refresh.mark(stream_state)
         return protocol.state(protocol.ENGAGEMENT_STREAM, stream_state, record_count)
+
+
+def _started_messages(
+    campaigns: bool, engagement: bool, full_refresh: Resumption | None, workers: Workers
+) -> Iterator[bytes]:
+    """The STARTED statuses of the selected streams, and how a full refresh resumes."""
+    if campaigns:
+        yield protocol.stream_status(protocol.CAMPAIGNS_STREAM, "STARTED")
+    if engagement:
+        yield protocol.stream_status(protocol.ENGAGEMENT_STREAM, "STARTED")
+        if full_refresh and full_refresh.note:
+            yield workers.log_line("INFO", full_refresh.note)
 
 
 def _summary(s: dict[str, int], seconds: float, states: int) -> bytes:
