@@ -72,7 +72,7 @@ def protect(session: requests.Session, environ: Mapping[str, str] = os.environ) 
     if is_cloud(environ):
         adapter = GuardedAdapter()
         session.mount("https://", adapter)
-        session.mount("http://", adapter)
+        session.mount("http://", adapter)  # ignore-https-check: refuses plain http in Cloud
     return session
 
 
