@@ -29,6 +29,7 @@ from source_soundlink.errors import (
     describe_api_error,
     describe_refused_key,
 )
+from source_soundlink.version import VERSION
 
 Logger = Callable[[str, str], None]  # (level, message)
 
@@ -39,7 +40,7 @@ CHECK_MAX_KEY_WAIT_S = 60  # `check` answers at once rather than wait for a spen
 PROBE_POLL_S = 0.5  # after a 429 pause, one request tests the key; the others look again this often
 CONNECT_TIMEOUT_S = 10
 READ_TIMEOUT_S = 300  # a 90-day export can take a while to start on a busy organization
-USER_AGENT = "airbyte-source-soundlink/0.1.0"
+USER_AGENT = f"airbyte-source-soundlink/{VERSION}"  # from the package metadata
 # Failures worth another try: no answer, or a JSON answer whose body broke (stream=False reads it in get()).
 _RETRYABLE = (
     requests.ConnectionError,
