@@ -81,6 +81,7 @@ def test_required_keys_and_values(data: dict) -> None:
     assert data["license"] == "MIT"
     assert data["releaseStage"] == "alpha"
     assert data["supportLevel"] == "community"
+    # language:python: the connector's code; cdk:low-code: what Airbyte's QA derives from manifest.yaml.
     assert data["tags"] == ["language:python", "cdk:low-code"]
     assert data["allowedHosts"]["hosts"] == ["api.getsoundlink.com"]
     assert data["maxSecondsBetweenMessages"] == 1200  # heartbeats every 60 s; the CDK's 600 s Retry-After cap
