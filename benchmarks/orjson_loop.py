@@ -1,4 +1,4 @@
-"""The throughput anchor: performance-notes §1 "orjson (anchor b)".
+"""The throughput anchor: the least a Python reader of the export can do per row, to measure against.
 
 Takes the connector's own config.json and requests the same export windows
 (`window_size_days`-day windows from `start_date` to `end_date`/today, per campaign). Each body is read

@@ -1,7 +1,7 @@
 """Orchestration of a `campaign_engagement_daily` read: workers, the output queue, STATE, cancel, stats.
 
 Why not the CDK's concurrent read path (ConcurrentReadProcessor, PartitionReader): it builds a Record
-object and an AirbyteMessage per row (~40x our CPU per row, see ../shared/performance-notes.md) and
+object and an AirbyteMessage per row (~40x our CPU per row, docs/performance.md) and
 checkpoints per-partition state that cannot express our cursor (cursor.py). The shape is the same: one
 worker per campaign in flight reads its windows in order and queues records, then a checkpoint per
 complete window, then a completion sentinel; the consumer, the only writer of the stream state, turns
