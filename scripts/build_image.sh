@@ -247,6 +247,7 @@ if [ -s "$CA_BUNDLE" ]; then
 else
     say "    no CA bundle at $CA_BUNDLE: pip uses the base image's CAs"
 fi
+previous_id="$(podman image inspect "$IMAGE" --format '{{.Id}}' 2>/dev/null || true)"
 build_log="$(mktemp /var/tmp/soundlink-build.XXXXXX.log)"
 if ! podman build --network host --layers "${secret_args[@]}" \
         --build-arg "BASE_IMAGE=$BASE" -t "$IMAGE" -f "$ROOT/Dockerfile" "$ROOT" > "$build_log" 2>&1; then
@@ -255,8 +256,12 @@ if ! podman build --network host --layers "${secret_args[@]}" \
 fi
 grep -E '^(\[[0-9]+/[0-9]+] )?(STEP|--> Using cache|COMMIT)' "$build_log" | sed 's/^/[build_image]     /' || true
 rm -f "$build_log"
-# Earlier builds of the tag are left untagged ("dangling"): drop them (the layer cache stays).
-podman image prune -f >/dev/null 2>&1 || true
+# The tag's previous build is left untagged: drop that one image (not every dangling image of the
+# machine's store, which other projects share); it stays if a container or another tag still uses it.
+current_id="$(podman image inspect "$IMAGE" --format '{{.Id}}')"
+if [ -n "$previous_id" ] && [ "$previous_id" != "$current_id" ]; then
+    podman rmi "$previous_id" >/dev/null 2>&1 || true
+fi
 spec_out="$(podman run --rm "$IMAGE" spec)" || die "'podman run --rm $IMAGE spec' failed"
 grep -q '"type": *"SPEC"' <<<"$spec_out" || die "'podman run --rm $IMAGE spec' printed no SPEC message"
 say "    $IMAGE: $(podman image inspect "$IMAGE" --format '{{.Id}}' | cut -c1-12), $(podman image inspect "$IMAGE" --format '{{.Size}}' | awk '{printf "%.0f MB", $1/1e6}'), 'spec' OK"
