@@ -1,4 +1,4 @@
-"""The throughput anchor: the least a Python reader of the export can do per row, to measure against.
+"""The throughput anchor: the plainest fast reader of the same export, orjson per line (benchmarks/README.md).
 
 Takes the connector's own config.json and requests the same export windows
 (`window_size_days`-day windows from `start_date` to `end_date`/today, per campaign). Each body is read

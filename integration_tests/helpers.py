@@ -135,20 +135,26 @@ def stop_process(process: subprocess.Popen[str]) -> None:
 
 # Runs the connector's console entrypoint with its UTC date pinned to the sandbox's `today`, so a test that
 # runs across midnight UTC keeps one truth on both sides (the sandbox is pinned at start-up; the connector
-# would otherwise read the wall clock). With a warp factor, time.monotonic also runs `factor` times faster,
-# and time.sleep(s) and Condition.wait(s) last s/factor: Event.wait (the connector's interruptible waits)
-# and Queue.get/put with a timeout (the consumer's heartbeat timer) wait on a Condition. Used only where a
-# test must watch minute-long request budgets, Retry-After waits or the STATE pacing.
+# would otherwise read the wall clock). With a warp factor, the connector's clock (source_soundlink/clock.py,
+# the one every wait and duration of a sync goes through) runs `factor` times faster: it is installed as
+# the default clock before any connector module binds it. Used only where a test must watch minute-long
+# request budgets, Retry-After waits or the STATE pacing.
 _BOOTSTRAP = """
-import sys, threading, time
+import sys, time
 from datetime import date
 today, factor = date.fromisoformat(sys.argv.pop(1)), float(sys.argv.pop(1))
+import source_soundlink.clock
 if factor != 1:
-    real_monotonic, real_sleep, real_wait = time.monotonic, time.sleep, threading.Condition.wait
-    origin = real_monotonic()
-    time.monotonic = lambda: origin + (real_monotonic() - origin) * factor
-    time.sleep = lambda seconds: real_sleep(max(0.0, seconds) / factor)
-    threading.Condition.wait = lambda self, timeout=None: real_wait(self, timeout and timeout / factor)
+    class WarpedClock(source_soundlink.clock.Clock):
+        def __init__(self):
+            self.origin = time.monotonic()
+        def now(self):
+            return self.origin + (time.monotonic() - self.origin) * factor
+        def wait(self, seconds, interrupt=None):
+            return super().wait(seconds / factor, interrupt)
+        def real_seconds(self, seconds):
+            return seconds / factor
+    source_soundlink.clock.SYSTEM_CLOCK = WarpedClock()
 import source_soundlink.config
 source_soundlink.config.today_utc = lambda: today
 from source_soundlink.run import run

@@ -1,4 +1,4 @@
-"""Airbyte's own connector QA checks pass at the certified level, offline (`make qa`, issue 11).
+"""Airbyte's own connector QA checks pass at the certified level, offline (`make qa`).
 
 Runs scripts/airbyte_qa.py as `make qa` does: it creates .venv-qa from the pinned
 scripts/qa-requirements.txt on first use (about two minutes), copies the project into a monorepo-shaped

@@ -1,4 +1,4 @@
-"""Every documented Soundlink error, through `source-soundlink read` and `source-soundlink check` (issue 3).
+"""Every documented Soundlink error, through `source-soundlink read` and `source-soundlink check`.
 
 A failing read exits non-zero with one TRACE ERROR whose failure_type is right and whose message says
 what to fix and quotes the requestId the sandbox returned; `check` answers FAILED with the same facts.

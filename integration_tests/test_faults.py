@@ -1,4 +1,4 @@
-"""Exact under faults (issue 4): whole syncs through `source-soundlink read` with the sandbox's faults.
+"""Exact under faults: whole syncs through `source-soundlink read` with the sandbox's faults.
 
 Each test asserts complete and exact records (or, on a failure, that what was emitted is exact and the
 next sync completes it), no primary key twice within a sync, the requests the sandbox saw, the failure
@@ -33,9 +33,6 @@ from helpers import (
     window_label,
 )
 from soundlink_sandbox import Sandbox
-
-from source_soundlink import client as client_module
-from source_soundlink.client import RequestBudget
 
 WINDOW = 30  # window_size_days for the aimed campaign: its 121 days are 5 windows (30, 30, 30, 30, 1)
 
@@ -187,25 +184,6 @@ def test_server_rate_limit_is_honoured_when_the_client_budget_is_higher(
         # Retry-After pointed at the moment a slot frees; the retry did not come before it.
         assert retry["time"] >= before[-limit] + 60.0, "retried before the server's slot freed"
     assert any("as Retry-After asks" in log["message"] for log in run.logs)
-
-
-def test_request_budget_sliding_windows_with_a_fake_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    """In-process, in addition: the per-minute and per-hour windows slide, and waits are exact."""
-    now = [1000.0]
-    monkeypatch.setattr(client_module.time, "sleep", lambda seconds: now.__setitem__(0, now[0] + seconds))
-    budget = RequestBudget(per_minute=3, per_hour=7, clock=lambda: now[0])
-
-    sent = []
-    for _ in range(10):
-        budget.acquire()
-        sent.append(now[0] - 1000.0)
-
-    assert sent[:7] == [0, 0, 0, 60, 60, 60, 120]
-    assert sent[7:] == [3600, 3600, 3600]  # the hour is full after 7; it frees when the first 3 leave it
-    for i in range(len(sent) - 3):
-        assert sent[i + 3] - sent[i] >= 60
-    for i in range(len(sent) - 7):
-        assert sent[i + 7] - sent[i] >= 3600
 
 
 def test_5xx_then_success_is_retried_and_exact(sandbox: Sandbox, connector: Connector) -> None:

@@ -1,4 +1,4 @@
-"""Large accounts and hours-long syncs (issue 10, and case 6 of issue 12), over real HTTP against the sandbox.
+"""Large accounts and hours-long syncs, over real HTTP against the sandbox.
 
 STATE is paced to one a minute with heartbeats while the sync waits; a 429 holds every request of the key;
 a key whose hourly quota is spent elsewhere fails once. Minutes and hours are warped where a test must

@@ -1,4 +1,4 @@
-"""PyAirbyte loads the sandbox into DuckDB (issue 6): full sync, revision, incremental sync; table == truth.
+"""PyAirbyte loads the sandbox into DuckDB: full sync, revision, incremental sync; table == truth.
 
 PyAirbyte runs from its own venv (.venv-pyairbyte, created on first use from the pinned
 scripts/pyairbyte-requirements.txt; it cannot share .venv, see scripts/pyairbyte_demo.py) and runs the

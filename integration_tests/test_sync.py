@@ -1,4 +1,4 @@
-"""Whole syncs through the `source-soundlink` command against the sandbox over real HTTP (issue 3).
+"""Whole syncs through the `source-soundlink` command against the sandbox over real HTTP.
 
 Full refresh and incremental syncs: records equal the sandbox's truth exactly, the requests the sandbox saw
 are the documented ones (explicit dates, <= 90 inclusive days, never after today, one credential header),

@@ -11,14 +11,32 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 DEFAULT_BASE_URL = "https://api.getsoundlink.com"
 MAX_WINDOW_DAYS = 90  # the export answers at most 90 inclusive days
-MIN_LOOKBACK_DAYS = 7  # Soundlink revises a closed day for 7 days
+REVISION_WINDOW_DAYS = 7  # Soundlink revises a closed day for 7 days (delayed playback events)
+POST_END_TAIL_DAYS = 30  # an ended campaign keeps exporting rows (status `ended`) for 30 days
 ENGAGEMENT_CONTEXTS = ("catalog", "playlist")
 AUTH_HEADERS = ("x-api-key", "bearer")
+DEFAULT_AUTH_HEADER = AUTH_HEADERS[0]
+
+
+class Bounds(NamedTuple):
+    default: int
+    minimum: int
+    maximum: int
+
+
+# The spec's integer properties; manifest.yaml's spec carries the same numbers (a unit test holds them).
+INT_FIELDS = {
+    "lookback_window_days": Bounds(REVISION_WINDOW_DAYS, REVISION_WINDOW_DAYS, 90),
+    "window_size_days": Bounds(MAX_WINDOW_DAYS, 1, MAX_WINDOW_DAYS),
+    "num_workers": Bounds(3, 1, 10),
+    "requests_per_minute": Bounds(60, 1, 100_000),  # Soundlink's documented limit: 60 per key
+    "requests_per_hour": Bounds(600, 1, 1_000_000),  # and 600 per key
+}
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _KEY_RE = re.compile(r"^sk_[\x21-\x7e]+$")  # printable ASCII: what an HTTP header can carry verbatim
 
@@ -39,12 +57,12 @@ class SoundlinkConfig:
     start_date: date | None = None
     end_date: date | None = None
     engagement_context: str | None = None
-    lookback_window_days: int = MIN_LOOKBACK_DAYS
-    window_size_days: int = MAX_WINDOW_DAYS
-    auth_header: str = "x-api-key"
-    num_workers: int = 3
-    requests_per_minute: int = 60
-    requests_per_hour: int = 600
+    lookback_window_days: int = INT_FIELDS["lookback_window_days"].default
+    window_size_days: int = INT_FIELDS["window_size_days"].default
+    auth_header: str = DEFAULT_AUTH_HEADER
+    num_workers: int = INT_FIELDS["num_workers"].default
+    requests_per_minute: int = INT_FIELDS["requests_per_minute"].default
+    requests_per_hour: int = INT_FIELDS["requests_per_hour"].default
     today: date = field(default_factory=today_utc)
 
     @property
@@ -78,7 +96,7 @@ class SoundlinkConfig:
                 f"engagement_context must be one of {', '.join(ENGAGEMENT_CONTEXTS)} "
                 f"(or empty for both), not {context!r}."
             )
-        auth_header = raw.get("auth_header") or "x-api-key"
+        auth_header = raw.get("auth_header") or DEFAULT_AUTH_HEADER
         if auth_header not in AUTH_HEADERS:
             raise ConfigError(f"auth_header must be 'x-api-key' or 'bearer', not {auth_header!r}.")
         return cls(
@@ -88,12 +106,12 @@ class SoundlinkConfig:
             start_date=start_date,
             end_date=end_date,
             engagement_context=context,
-            lookback_window_days=_int(raw, "lookback_window_days", MIN_LOOKBACK_DAYS, MIN_LOOKBACK_DAYS, 90),
-            window_size_days=_int(raw, "window_size_days", MAX_WINDOW_DAYS, 1, MAX_WINDOW_DAYS),
+            lookback_window_days=_int(raw, "lookback_window_days"),
+            window_size_days=_int(raw, "window_size_days"),
             auth_header=auth_header,
-            num_workers=_int(raw, "num_workers", 3, 1, 10),
-            requests_per_minute=_int(raw, "requests_per_minute", 60, 1, 100_000),
-            requests_per_hour=_int(raw, "requests_per_hour", 600, 1, 1_000_000),
+            num_workers=_int(raw, "num_workers"),
+            requests_per_minute=_int(raw, "requests_per_minute"),
+            requests_per_hour=_int(raw, "requests_per_hour"),
             today=today or today_utc(),
         )
 
@@ -110,8 +128,9 @@ def _optional_date(raw: dict[str, Any], name: str) -> date | None:
         raise ConfigError(f"{name} {value!r} is not a real calendar date.") from None
 
 
-def _int(raw: dict[str, Any], name: str, default: int, minimum: int, maximum: int) -> int:
+def _int(raw: dict[str, Any], name: str) -> int:
     value = raw.get(name)
+    default, minimum, maximum = INT_FIELDS[name]
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int):
@@ -131,7 +150,7 @@ def _campaign_ids(value: Any) -> tuple[str, ...]:
 
 def _base_url(value: Any) -> str:
     if not isinstance(value, str):
-        raise ConfigError("base_url must be a URL such as https://api.getsoundlink.com.")
+        raise ConfigError(f"base_url must be a URL such as {DEFAULT_BASE_URL}.")
     parts = urlsplit(value.strip())
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ConfigError(f"base_url must be an https:// URL, not {value!r}.")

@@ -10,10 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from source_soundlink.client import Refusal
 
 CONFIG_ERROR = "config_error"
 SYSTEM_ERROR = "system_error"
@@ -92,6 +88,16 @@ def classify(status: int, code: str | None) -> Verdict:
     if verdict is not None:
         return verdict
     return _SERVER_ERROR if status >= 500 else _OTHER
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The key's situation when a 429 arrives: what the client needs to decide to wait or give up."""
+
+    streak: int  # 429s in a row, each to a request sent after the previous one arrived
+    refused_for_s: float  # since the first 429 of the streak
+    requests_sent: int  # by this sync, refused ones included
+    requests_last_hour: int
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -17,6 +18,7 @@ import orjson
 ENGAGEMENT_STREAM = "campaign_engagement_daily"
 CAMPAIGNS_STREAM = "campaigns"
 STREAMS = (ENGAGEMENT_STREAM, CAMPAIGNS_STREAM)
+Logger = Callable[[str, str], None]  # (level, message): how every piece hands a LOG line to its caller
 
 
 def now_ms() -> int:

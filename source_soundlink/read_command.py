@@ -14,6 +14,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from source_soundlink import protocol
+from source_soundlink.clock import SYSTEM_CLOCK, Clock
 from source_soundlink.config import ConfigError, SoundlinkConfig
 from source_soundlink.engagement import EngagementExport, SyncFailed, read_state
 from source_soundlink.errors import CONFIG_ERROR, SYSTEM_ERROR
@@ -22,7 +23,8 @@ STREAMS = protocol.STREAMS
 RECORD_PREFIX = b'{"type":"RECORD"'
 
 
-def main(argv: list[str], out: BinaryIO | None = None) -> int:
+def main(argv: list[str], out: BinaryIO | None = None, clock: Clock = SYSTEM_CLOCK) -> int:
+    """Run `read` with `argv`, writing messages to `out`; `clock` times every wait (tests fake it)."""
     out = out or sys.stdout.buffer
     parser = argparse.ArgumentParser(prog="source-soundlink read")
     parser.add_argument("--config", required=True)
@@ -61,7 +63,7 @@ def main(argv: list[str], out: BinaryIO | None = None) -> int:
             # can still export configured campaign_ids); the sync still fails at the end.
             campaigns_ok = _read_campaigns_with_cdk(raw_config, catalog, out)
         if engagement:
-            export = EngagementExport(config, stream_state, debug=args.debug)
+            export = EngagementExport(config, stream_state, debug=args.debug, clock=clock)
             for chunk in export.messages():
                 out.write(chunk)
                 if not chunk.startswith(RECORD_PREFIX):

@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import io
+import json
+import tempfile
+import threading
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
 import requests_mock
 import urllib3
-from airbyte_cdk.models import AirbyteStateMessage, ConfiguredAirbyteCatalog
+from airbyte_cdk.models import (
+    AirbyteStateMessage,
+    AirbyteStateMessageSerializer,
+    ConfiguredAirbyteCatalog,
+    ConfiguredAirbyteCatalogSerializer,
+)
 from airbyte_cdk.test.catalog_builder import CatalogBuilder, ConfiguredAirbyteStreamBuilder
-from airbyte_cdk.test.entrypoint_wrapper import EntrypointOutput, read
+from airbyte_cdk.test.entrypoint_wrapper import EntrypointOutput
 from airbyte_cdk.test.mock_http import HttpMocker, HttpRequest, HttpResponse
 from airbyte_cdk.test.state_builder import StateBuilder
 
-from source_soundlink.source import SourceSoundlink
+from source_soundlink import read_command
+from source_soundlink.clock import Clock
 
 BASE_URL = "https://api.getsoundlink.com"
 API_KEY = "sk_test_unit_4f8a9c2e7b1d"
@@ -157,10 +167,63 @@ def jsonl_response(
 # -- whole reads, shared by the test modules --------------------------------------------------
 
 
+class FakeClock(Clock):
+    """Fake time for the code under test: a wait records its seconds and moves `time` on instead of
+    sleeping (a test can move it too). Threads share it, as they share the real clock."""
+
+    def __init__(self) -> None:
+        self.time = 0.0
+        self.waits: list[float] = []
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        return self.time
+
+    def wait(self, seconds: float, interrupt: threading.Event | None = None) -> bool:
+        with self._lock:
+            self.waits.append(seconds)
+            self.time += max(0.0, seconds)
+        return interrupt is not None and interrupt.is_set()
+
+
 def read_source(
-    config: dict[str, Any], state: Any = None, sync_mode: str = "incremental"
+    config: dict[str, Any],
+    state: Any = None,
+    sync_mode: str = "incremental",
+    clock: Clock | None = None,
+    debug: bool = False,
 ) -> EntrypointOutput:
-    return read(SourceSoundlink(), config, catalog(sync_mode=sync_mode), state, expected_outcome=None)
+    """A whole `source-soundlink read` in-process: read_command.main, the path the platform runs, with
+    its waits on `clock` (a fresh FakeClock unless given)."""
+    files: dict[str, Any] = {
+        "config": config,
+        "catalog": ConfiguredAirbyteCatalogSerializer.dump(catalog(sync_mode=sync_mode)),
+    }
+    if state is not None:
+        files["state"] = [AirbyteStateMessageSerializer.dump(m) for m in state] if _messages(state) else state
+    out = io.BytesIO()
+    with tempfile.TemporaryDirectory() as folder:
+        argv = ["--debug"] if debug else []
+        for name, content in files.items():
+            path = Path(folder) / f"{name}.json"
+            path.write_text(json.dumps(content))
+            argv.append(f"--{name}={path}")
+        read_command.main(argv, out, clock or FakeClock())
+    return EntrypointOutput(messages=out.getvalue().decode().splitlines())
+
+
+def in_thread(action: Any) -> Any:
+    """Run `action` on its own thread (the budget keeps each thread's request apart) and return its result."""
+    result: list[Any] = []
+    worker = threading.Thread(target=lambda: result.append(action()))
+    worker.start()
+    worker.join(10)
+    assert result, "the action did not finish"
+    return result[0]
+
+
+def _messages(state: Any) -> bool:
+    return isinstance(state, list) and all(isinstance(m, AirbyteStateMessage) for m in state)
 
 
 def final_state(output: EntrypointOutput) -> dict[str, Any]:
@@ -179,22 +242,20 @@ def single_window_with(http_mocker: HttpMocker, response: Any) -> None:
     http_mocker.get(export_request("camp_a", "2026-03-01", "2026-03-05"), response)
 
 
-def read_with(responses: list[dict[str, Any]], **overrides: Any) -> tuple[EntrypointOutput, list[Any]]:
+def read_with(
+    responses: list[dict[str, Any]], clock: Clock | None = None, **overrides: Any
+) -> tuple[EntrypointOutput, list[Any]]:
+    """A whole read of camp_a's one window (2026-03-01..05), answered by `responses` in turn."""
     with requests_mock.Mocker() as mocker:
         mocker.get(f"{BASE_URL}/v1/campaigns", json=LISTING)
         mocker.get(EXPORT, responses)
-        output = read(SourceSoundlink(), config(end_date="2026-03-05", **overrides), catalog())
+        output = read_source(config(end_date="2026-03-05", **overrides), clock=clock)
         exports = [r for r in mocker.request_history if r.path.endswith("/export")]
     return output, exports
 
 
 def jsonl(rows: list[dict[str, Any]], newline: bytes = b"\n") -> bytes:
     return b"".join(orjson.dumps(r) + newline for r in rows)
-
-
-def as_emitted(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """In-process, the CDK's entrypoint serializer drops top-level nulls (the CLI keeps them)."""
-    return [{k: v for k, v in row.items() if v is not None} for row in rows]
 
 
 class CutBody(io.BytesIO):

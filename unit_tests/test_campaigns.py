@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+import time
 
 import requests_mock
 from airbyte_cdk.models import FailureType, Status
@@ -97,7 +97,8 @@ def test_check_reports_a_missing_scope() -> None:
     assert "campaigns:read" in status.message and "req-c" in status.message
 
 
-def test_given_a_spent_hourly_quota_when_checking_then_check_fails_at_once_saying_so(sleeps: Any) -> None:
+def test_given_a_spent_hourly_quota_when_checking_then_check_fails_at_once_saying_so() -> None:
+    started = time.monotonic()
     with requests_mock.Mocker() as mocker:
         mocker.get(
             f"{BASE_URL}/v1/ping",
@@ -109,7 +110,7 @@ def test_given_a_spent_hourly_quota_when_checking_then_check_fails_at_once_sayin
         sent = len(mocker.request_history)
 
     assert status.status == Status.FAILED
-    assert sent == 1 and not [wait for wait in sleeps.waits if wait > 60]  # no hour-long wait in `check`
+    assert sent == 1 and time.monotonic() - started < 30  # no hour-long wait in `check`
     assert "used up by another client of the same key" in status.message and "req-q" in status.message
 
 

@@ -20,8 +20,7 @@ from source_soundlink.engagement.cursor import (
     read_state,
     settled,
 )
-from source_soundlink.engagement.jsonl_decoder import WindowProgress
-from source_soundlink.engagement.partitioner import Window
+from source_soundlink.engagement.window import Window, WindowProgress
 from unit_tests.builders import config
 
 TODAY = date(2026, 11, 27)

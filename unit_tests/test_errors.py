@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from source_soundlink.client import Refusal
 from source_soundlink.errors import (
     Action,
+    Refusal,
     SoundlinkError,
     classify,
     describe_api_error,

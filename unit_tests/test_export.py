@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 import re
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qs
@@ -16,189 +16,13 @@ from urllib.parse import parse_qs
 import orjson
 import requests_mock
 from airbyte_cdk.models import FailureType
-from airbyte_cdk.test.entrypoint_wrapper import read
 from airbyte_cdk.test.mock_http import HttpMocker, HttpResponse
 
+from source_soundlink.clock import SYSTEM_CLOCK
 from source_soundlink.config import SoundlinkConfig, today_utc
 from source_soundlink.engagement import EngagementExport, SyncFailed
-from source_soundlink.engagement.cursor import CampaignState
-from source_soundlink.source import SourceSoundlink
 from unit_tests import builders as b
 from unit_tests.builders import BASE_URL
-
-
-@HttpMocker()
-def test_backfill_requests_windows_of_at_most_90_inclusive_days(http_mocker: HttpMocker = None) -> None:
-    http_mocker.get(b.campaigns_request(), b.campaigns_response([b.campaign("camp_a", created="2026-01-01")]))
-    windows = [("2026-01-01", "2026-03-31"), ("2026-04-01", "2026-06-29"), ("2026-06-30", "2026-07-10")]
-    for start, end in windows:
-        http_mocker.get(
-            b.export_request("camp_a", start, end), b.jsonl_response(b.daily_rows("camp_a", start, end))
-        )
-
-    output = b.read_source(b.config(end_date="2026-07-10"))
-
-    assert not output.errors
-    assert len(output.records) == 2 * 191  # 2 rows a day, 2026-01-01..2026-07-10
-    assert len(set(b.pks(output))) == len(output.records)
-    assert b.final_state(output)["campaigns"] == {
-        "camp_a": {
-            "from": "2026-01-01",
-            "through": "2026-07-10",
-            "has_rows": True,
-            "report_date": "2026-07-10",
-        }
-    }
-    # STATE is throttled (state_emitter.py): a sync this short emits only its final one.
-    assert len(output.state_messages) == 1
-
-
-@HttpMocker()
-def test_each_campaign_starts_at_its_own_creation_date_and_start_date_clamps_it(
-    http_mocker: HttpMocker = None,
-) -> None:
-    campaigns = [b.campaign("camp_old", created="2025-12-01"), b.campaign("camp_new", created="2026-03-05")]
-    http_mocker.get(b.campaigns_request(), b.campaigns_response(campaigns))
-    http_mocker.get(b.export_request("camp_old", "2026-03-01", "2026-03-10"), b.jsonl_response([]))
-    http_mocker.get(b.export_request("camp_new", "2026-03-05", "2026-03-10"), b.jsonl_response([]))
-
-    output = b.read_source(b.config(start_date="2026-03-01", end_date="2026-03-10"))
-
-    assert not output.errors
-    assert b.final_state(output)["campaigns"]["camp_new"] == {"from": "2026-03-05", "through": "2026-03-10"}
-
-
-@HttpMocker()
-def test_window_size_and_engagement_context_are_sent(http_mocker: HttpMocker = None) -> None:
-    http_mocker.get(b.campaigns_request(), b.campaigns_response([b.campaign("camp_a", created="2026-05-01")]))
-    for start, end in [("2026-05-01", "2026-05-10"), ("2026-05-11", "2026-05-15")]:
-        http_mocker.get(
-            b.export_request("camp_a", start, end, engagementContext="playlist"),
-            b.jsonl_response(b.daily_rows("camp_a", start, end, engagement_context="playlist")),
-        )
-
-    output = b.read_source(
-        b.config(end_date="2026-05-15", window_size_days=10, engagement_context="playlist")
-    )
-
-    assert not output.errors
-    assert len(output.records) == 30
-
-
-@HttpMocker()
-def test_second_sync_rereads_the_lookback_window_per_campaign(http_mocker: HttpMocker = None) -> None:
-    campaigns = [b.campaign("camp_a", created="2026-01-01"), b.campaign("camp_b", created="2026-02-01")]
-    http_mocker.get(b.campaigns_request(), b.campaigns_response(campaigns))
-    # camp_a was read through 06-30: re-read from 06-30 - 7 days; camp_b through 06-20 with a 10-day lookback.
-    http_mocker.get(
-        b.export_request("camp_a", "2026-06-20", "2026-07-05"),
-        b.jsonl_response(b.daily_rows("camp_a", "2026-06-20", "2026-07-05")),
-    )
-    http_mocker.get(
-        b.export_request("camp_b", "2026-06-10", "2026-07-05"),
-        b.jsonl_response(b.daily_rows("camp_b", "2026-06-10", "2026-07-05")),
-    )
-    previous = {
-        "camp_a": {
-            "from": "2026-01-01",
-            "through": "2026-06-30",
-            "has_rows": True,
-            "report_date": "2026-06-30",
-        },
-        "camp_b": {
-            "from": "2026-02-01",
-            "through": "2026-06-20",
-            "has_rows": True,
-            "report_date": "2026-06-20",
-        },
-    }
-
-    output = b.read_source(b.config(end_date="2026-07-05", lookback_window_days=10), b.state(previous))
-
-    assert not output.errors
-    campaigns_state = b.final_state(output)["campaigns"]
-    assert campaigns_state["camp_a"]["through"] == "2026-07-05"
-    assert campaigns_state["camp_b"]["through"] == "2026-07-05"
-    assert campaigns_state["camp_a"]["from"] == "2026-01-01"  # coverage is kept, not reset to the lookback
-
-
-@HttpMocker()
-def test_a_campaign_added_later_is_backfilled_from_its_own_start(http_mocker: HttpMocker = None) -> None:
-    campaigns = [b.campaign("camp_a", created="2026-01-01"), b.campaign("camp_late", created="2026-02-01")]
-    http_mocker.get(b.campaigns_request(), b.campaigns_response(campaigns))
-    http_mocker.get(b.export_request("camp_a", "2026-04-03", "2026-04-10"), b.jsonl_response([]))
-    http_mocker.get(
-        b.export_request("camp_late", "2026-02-01", "2026-04-10"),
-        b.jsonl_response(b.daily_rows("camp_late", "2026-02-01", "2026-04-10")),
-    )
-    previous = {"camp_a": {"from": "2026-01-01", "through": "2026-04-10", "has_rows": True}}
-
-    output = b.read_source(b.config(end_date="2026-04-10"), b.state(previous))
-
-    assert not output.errors
-    assert {
-        r.record.data["report_date"] for r in output.records if r.record.data["campaign_id"] == "camp_late"
-    } >= {
-        "2026-02-01",
-        "2026-04-10",
-    }
-    assert b.final_state(output)["campaigns"]["camp_late"]["from"] == "2026-02-01"
-
-
-@HttpMocker()
-def test_an_empty_campaign_does_not_reread_its_history(http_mocker: HttpMocker = None) -> None:
-    http_mocker.get(
-        b.campaigns_request(), b.campaigns_response([b.campaign("camp_empty", created="2026-01-01")])
-    )
-    http_mocker.get(b.export_request("camp_empty", "2026-03-24", "2026-04-01"), b.jsonl_response([]))
-    previous = {"camp_empty": {"from": "2026-01-01", "through": "2026-03-31"}}
-
-    output = b.read_source(b.config(end_date="2026-04-01"), b.state(previous))
-
-    assert not output.errors
-    assert b.final_state(output)["campaigns"]["camp_empty"] == {"from": "2026-01-01", "through": "2026-04-01"}
-
-
-@HttpMocker()
-def test_a_settled_campaign_makes_no_request(http_mocker: HttpMocker = None) -> None:
-    ended = b.campaign("camp_done", created="2026-01-01", status="completed")
-    http_mocker.get(b.campaigns_request(), b.campaigns_response([ended]))
-    previous = {
-        "camp_done": {
-            "from": "2026-01-01",
-            "through": "2026-04-30",
-            "has_rows": True,
-            "ended_on": "2026-02-01",
-            "settled": True,
-            "updated_at": ended["updatedAt"],
-        }
-    }
-
-    output = b.read_source(b.config(end_date="2026-07-01"), b.state(previous))
-
-    assert not output.errors
-    assert output.records == []
-    # A settled campaign is kept compact: [from, through, the updatedAt it settled with].
-    assert b.final_state(output)["campaigns"]["camp_done"] == ["2026-01-01", "2026-04-30", ended["updatedAt"]]
-
-
-@HttpMocker()
-def test_ended_rows_settle_a_campaign_and_stop_its_windows(
-    http_mocker: HttpMocker = None,
-) -> None:
-    ended = b.campaign("camp_e", created="2026-01-01", status="completed")
-    http_mocker.get(b.campaigns_request(), b.campaigns_response([ended]))
-    rows = b.daily_rows("camp_e", "2026-01-01", "2026-01-31") + b.daily_rows(
-        "camp_e", "2026-02-01", "2026-03-02", status="ended"
-    )
-    http_mocker.get(b.export_request("camp_e", "2026-01-01", "2026-03-31"), b.jsonl_response(rows))
-
-    output = b.read_source(b.config(end_date="2026-04-10"))
-
-    state = CampaignState.from_json(b.final_state(output)["campaigns"]["camp_e"])
-    assert state.settled  # its `ended` rows: 2026-02-01 + 38 days <= 2026-03-31
-    assert state.updated_at == ended["updatedAt"]  # and past all its updatedAt could change (+ 38 days)
-    assert state.through == date(2026, 3, 31)  # no request for 04-01..04-10: no row can follow
 
 
 def test_many_logs_while_listing_campaigns_do_not_block_the_sync() -> None:
@@ -219,27 +43,14 @@ def test_many_logs_while_listing_campaigns_do_not_block_the_sync() -> None:
         mocker.get(f"{BASE_URL}/v1/campaigns?page=1", [limited] * 9 + [{"json": page}])
         mocker.get(f"{BASE_URL}/v1/campaigns?page=2", [limited] * 9 + [{"json": last}])
         mocker.get(b.EXPORT, content=b.jsonl(rows), headers={"X-Row-Count": str(len(rows))})
-        output = read(SourceSoundlink(), b.config(end_date="2026-03-05"), b.catalog())
+        output = b.read_source(b.config(end_date="2026-03-05"))
 
     assert not output.errors
     assert len(output.records) == len(rows)
     assert sum("Rate limited" in m.log.message for m in output.logs) == 18
 
 
-def test_a_non_terminal_campaign_with_ended_rows_is_never_settled() -> None:
-    # camp_a is `active` (e.g. renewed under the same id): its `ended` rows do not settle it.
-    rows = b.daily_rows("camp_a", "2026-03-01", "2026-03-05", status="ended")
-    output, _ = b.read_with([{"content": b.jsonl(rows), "headers": {"X-Row-Count": str(len(rows))}}])
-    assert not output.errors
-    state = output.most_recent_state.stream_state.__dict__["campaigns"]["camp_a"]
-    assert "settled" not in state and state["ended_on"] == "2026-03-01"
-
-
-ORIGINAL_SLEEP = EngagementExport._sleep  # captured before the autouse fixture replaces it
-
-
-def test_a_refused_key_interrupts_other_campaigns_waiting_out_a_retry_after(monkeypatch: Any) -> None:
-    monkeypatch.setattr(EngagementExport, "_sleep", ORIGINAL_SLEEP)  # real, interruptible waits
+def test_a_refused_key_interrupts_other_campaigns_waiting_out_a_retry_after() -> None:
     listing = {
         "data": {
             "items": [b.campaign("camp_a", created="2026-03-01"), b.campaign("camp_b", created="2026-03-01")],
@@ -257,40 +68,13 @@ def test_a_refused_key_interrupts_other_campaigns_waiting_out_a_retry_after(monk
             json={"error": {"code": "rate_limit_exceeded"}},
         )
         started = time.monotonic()
-        output = read(SourceSoundlink(), b.config(end_date="2026-03-05", num_workers=2), b.catalog())
+        # Real, interruptible waits.
+        output = b.read_source(b.config(end_date="2026-03-05", num_workers=2), clock=SYSTEM_CLOCK)
         elapsed = time.monotonic() - started
 
     assert elapsed < 30  # not the 300 s Retry-After
     error = output.errors[-1].trace.error
     assert "api_key_revoked" in error.message and "req-401" in error.message
-
-
-@HttpMocker()
-def test_given_a_campaign_without_rows_when_rows_start_at_the_lookback_then_it_is_read_once_from_its_start(
-    http_mocker: HttpMocker = None,
-) -> None:
-    # camp_a sat in `creating` (no rows) and now delivers rows back to its start, before the lookback.
-    http_mocker.get(b.campaigns_request(), b.campaigns_response([b.campaign("camp_a", created="2026-03-01")]))
-    late = b.daily_rows("camp_a", "2026-03-13", "2026-03-25")
-    http_mocker.get(b.export_request("camp_a", "2026-03-13", "2026-03-25"), b.jsonl_response(late))
-    everything = b.daily_rows("camp_a", "2026-03-01", "2026-03-25")
-    http_mocker.get(b.export_request("camp_a", "2026-03-01", "2026-03-25"), b.jsonl_response(everything))
-    never_had_rows = {"camp_a": {"from": "2026-03-01", "through": "2026-03-20"}}
-
-    output = b.read_source(b.config(end_date="2026-03-25"), b.state(never_had_rows))
-
-    assert not output.errors
-    assert [r.record.data for r in output.records] == b.as_emitted(late + everything)
-    assert b.final_state(output)["campaigns"]["camp_a"] == {
-        "from": "2026-03-01",
-        "through": "2026-03-25",
-        "has_rows": True,
-        "report_date": "2026-03-25",
-    }
-    # The STATE of the late window came only after the re-read from the start: never ahead of it.
-    assert [
-        s.state.stream.stream_state.__dict__["campaigns"]["camp_a"]["from"] for s in output.state_messages
-    ] == ["2026-03-01"] * len(output.state_messages)
 
 
 @HttpMocker()
@@ -320,44 +104,28 @@ def test_given_soundlink_a_day_behind_the_host_when_synced_then_through_stops_at
 # -- STATE pacing, heartbeats and the key-wide 429 pause, on a fake clock ----------------------------------
 
 
-class FakeTime:
-    """The export's clock and its waits: a wait moves the clock instead of sleeping; so can a request."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.waits: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.now += seconds
-
-
 def run_export(
-    config: dict[str, Any], fake: FakeTime, monkeypatch: Any, **pacing: float
+    config: dict[str, Any], fake: b.FakeClock, **pacing: float
 ) -> tuple[list[tuple[float, dict[str, Any]]], Exception | None]:
     """Every message of a read with its fake time; and the read's SyncFailed, if any."""
-    monkeypatch.setattr(EngagementExport, "_sleep", lambda self, seconds: fake.sleep(seconds))
-    export = EngagementExport(SoundlinkConfig.from_mapping(config), None, clock=fake.clock, **pacing)
+    export = EngagementExport(SoundlinkConfig.from_mapping(config), None, clock=fake, **pacing)
     out: list[tuple[float, dict[str, Any]]] = []
     try:
         for chunk in export.messages():
-            out.extend((fake.now, orjson.loads(line)) for line in chunk.splitlines())
+            out.extend((fake.time, orjson.loads(line)) for line in chunk.splitlines())
     except SyncFailed as failure:
         return out, failure
     return out, None
 
 
-def export_callback(fake: FakeTime, seconds_per_request: float, log: list[tuple[float, str]]) -> Any:
+def export_callback(fake: b.FakeClock, seconds_per_request: float, log: list[tuple[float, str]]) -> Any:
     """Answers any export with two rows a day of its window, after `seconds_per_request` fake seconds."""
 
     def answer(request: Any, context: Any) -> bytes:
         query = parse_qs(request.query)
         campaign_id = request.path.split("/")[3]
-        log.append((fake.now, campaign_id))
-        fake.now += seconds_per_request
+        log.append((fake.time, campaign_id))
+        fake.time += seconds_per_request
         rows = b.daily_rows(campaign_id, query["startdate"][0], query["enddate"][0])
         context.headers["X-Row-Count"] = str(len(rows))
         return b.jsonl(rows)
@@ -366,18 +134,16 @@ def export_callback(fake: FakeTime, seconds_per_request: float, log: list[tuple[
 
 
 def test_given_windows_of_25_s_when_read_then_state_is_throttled_to_a_minute_and_never_ahead_of_data(
-    monkeypatch: Any,
+    clock: b.FakeClock,
 ) -> None:
-    fake, requests_log = FakeTime(), []
+    fake, requests_log = clock, []
     listing = {
         "data": {"items": [b.campaign("camp_a", created="2026-01-01")], "pagination": {"totalPages": 1}}
     }
     with requests_mock.Mocker() as mocker:
         mocker.get(f"{BASE_URL}/v1/campaigns", json=listing)
         mocker.get(b.EXPORT, content=export_callback(fake, 25, requests_log))
-        messages, failure = run_export(
-            b.config(end_date="2026-04-30", window_size_days=10), fake, monkeypatch
-        )
+        messages, failure = run_export(b.config(end_date="2026-04-30", window_size_days=10), fake)
 
     assert failure is None and len(requests_log) == 12  # 120 days in windows of 10
     states = [(at, i, m["state"]) for i, (at, m) in enumerate(messages) if m["type"] == "STATE"]
@@ -403,9 +169,9 @@ def test_given_windows_of_25_s_when_read_then_state_is_throttled_to_a_minute_and
 
 
 def test_given_a_worker_starting_a_long_wait_when_read_then_its_complete_windows_are_checkpointed_first(
-    monkeypatch: Any,
+    clock: b.FakeClock,
 ) -> None:
-    fake = FakeTime()
+    fake = clock
     rows = [
         b.daily_rows("camp_a", s, e) for s, e in (("2026-03-01", "2026-03-10"), ("2026-03-11", "2026-03-20"))
     ]
@@ -420,7 +186,7 @@ def test_given_a_worker_starting_a_long_wait_when_read_then_its_complete_windows
         mocker.get(b.EXPORT, [responses[0], limited, responses[1]])
         # Pacing far longer than the sync: only the long wait can bring a STATE before the end.
         config = b.config(end_date="2026-03-20", window_size_days=10)
-        messages, failure = run_export(config, fake, monkeypatch, state_interval_s=1e6, heartbeat_s=1e6)
+        messages, failure = run_export(config, fake, state_interval_s=1e6, heartbeat_s=1e6)
 
     assert failure is None and fake.waits == [600]
     kinds = [m["type"] for _, m in messages]
@@ -433,10 +199,7 @@ def test_given_a_worker_starting_a_long_wait_when_read_then_its_complete_windows
     assert kinds[:first].count("RECORD") == 20 and kinds[first:].count("RECORD") == 20
 
 
-def test_given_a_retry_after_wait_when_read_then_the_current_state_is_reemitted_as_a_heartbeat(
-    monkeypatch: Any,
-) -> None:
-    monkeypatch.setattr(EngagementExport, "_sleep", ORIGINAL_SLEEP)  # real waits, a real clock
+def test_given_a_retry_after_wait_when_read_then_the_current_state_is_reemitted_as_a_heartbeat() -> None:
     rows = b.daily_rows("camp_a", "2026-03-01", "2026-03-05")
     limited = {
         "status_code": 429,
@@ -451,7 +214,7 @@ def test_given_a_retry_after_wait_when_read_then_the_current_state_is_reemitted_
         export = EngagementExport(
             SoundlinkConfig.from_mapping(b.config(end_date="2026-03-05")),
             {"state_version": 1, "campaigns": {"camp_x": {"from": "2026-01-01", "through": "2026-02-01"}}},
-            clock=time.monotonic,
+            clock=SYSTEM_CLOCK,  # real waits: the heartbeat must come while one is under way
             state_interval_s=60,
             heartbeat_s=0.1,
         )
@@ -473,7 +236,7 @@ def test_given_a_retry_after_wait_when_read_then_the_current_state_is_reemitted_
 
 
 def test_given_the_hour_spent_by_another_client_when_30_campaigns_sync_then_it_fails_once_naming_the_cause(
-    sleeps: Any,
+    clock: b.FakeClock,
 ) -> None:
     campaigns = [b.campaign(f"camp_{i:02d}", created="2026-03-01") for i in range(30)]
     listing = {"data": {"items": campaigns, "pagination": {"totalPages": 1}}}
@@ -485,7 +248,7 @@ def test_given_the_hour_spent_by_another_client_when_30_campaigns_sync_then_it_f
     with requests_mock.Mocker() as mocker:
         mocker.get(f"{BASE_URL}/v1/campaigns", json=listing)
         mocker.get(re.compile(r".*/metrics/engagement/export"), **spent)
-        output = b.read_source(b.config(end_date="2026-03-05", num_workers=3))
+        output = b.read_source(b.config(end_date="2026-03-05", num_workers=3), clock=clock)
         exports = [r for r in mocker.request_history if r.path.endswith("/export")]
         sent = len(mocker.request_history)
 
@@ -502,6 +265,6 @@ def test_given_the_hour_spent_by_another_client_when_30_campaigns_sync_then_it_f
     assert len(exports) <= 3 + 1
     # The waits for the key-wide pause: Retry-After less the moments already spent (threads wait on one
     # shared clock that their skipped waits move on, so a wait can be shorter by the time the test took).
-    long_waits = [w for w in sleeps.waits if w > 60]
+    long_waits = [w for w in clock.waits if w > 60]
     assert long_waits and all(3590 < w <= 3599 for w in long_waits), long_waits
     assert not output.records

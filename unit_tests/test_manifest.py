@@ -1,8 +1,10 @@
-"""The declarative manifest: current CDK syntax (no deprecated fields), date pickers, the campaigns URL."""
+"""The declarative manifest: current CDK syntax (no deprecated fields), the campaigns URL, and the numbers
+it shares with the Python code (the spec's defaults and bounds, the base URL, the retry policy)."""
 
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,8 @@ from airbyte_cdk.test.catalog_builder import CatalogBuilder, ConfiguredAirbyteSt
 from airbyte_cdk.test.entrypoint_wrapper import read
 from airbyte_cdk.test.mock_http import HttpMocker, HttpRequest, HttpResponse
 
+from source_soundlink import config as config_module
+from source_soundlink.retry_policy import DEFAULT_POLICY
 from source_soundlink.source import SourceSoundlink
 
 MANIFEST = Path(__file__).resolve().parents[1] / "source_soundlink" / "manifest.yaml"
@@ -43,12 +47,49 @@ def test_no_deprecated_manifest_fields() -> None:
     assert "url_base:" not in text and "\n        path:" not in text
 
 
-def test_date_fields_render_as_date_pickers() -> None:
-    properties = yaml.safe_load(MANIFEST.read_text())["spec"]["connection_specification"]["properties"]
+def _manifest() -> dict[str, Any]:
+    return yaml.safe_load(MANIFEST.read_text())
+
+
+def test_given_the_spec_when_compared_with_config_py_then_every_default_and_bound_is_the_same() -> None:
+    properties = _manifest()["spec"]["connection_specification"]["properties"]
+    in_code = {
+        **{name: bounds._asdict() for name, bounds in config_module.INT_FIELDS.items()},
+        "base_url": {"default": config_module.DEFAULT_BASE_URL},
+        "auth_header": {"default": config_module.DEFAULT_AUTH_HEADER},
+    }
+    in_manifest = {
+        name: {k: prop[k] for k in ("default", "minimum", "maximum") if k in prop}
+        for name, prop in properties.items()
+        if {"default", "minimum", "maximum"} & set(prop)
+    }
+    assert in_manifest == in_code
+    assert tuple(properties["auth_header"]["enum"]) == config_module.AUTH_HEADERS
+    assert tuple(properties["engagement_context"]["enum"]) == config_module.ENGAGEMENT_CONTEXTS
+
+
+def test_given_a_date_field_when_rendered_then_it_is_a_picker_accepting_what_config_py_accepts() -> None:
+    properties = _manifest()["spec"]["connection_specification"]["properties"]
+    samples = ["2026-01-31", "2026/01/31", "26-01-31", "2026-1-31", " 2026-01-31", "2026-01-31T00:00"]
     for field in ("start_date", "end_date"):
         assert properties[field]["format"] == "date"
-        assert properties[field]["pattern_descriptor"] == "YYYY-MM-DD"
-        assert properties[field]["pattern"] == "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+        pattern = re.compile(properties[field]["pattern"])
+        assert [bool(pattern.match(v)) for v in samples] == [
+            bool(config_module._DATE_RE.match(v)) for v in samples
+        ]
+
+
+def test_given_the_campaigns_url_when_no_base_url_is_set_then_it_falls_back_to_config_py_default() -> None:
+    url = _manifest()["streams"][0]["retriever"]["requester"]["url"]
+    assert f"or '{config_module.DEFAULT_BASE_URL}'" in url
+
+
+def test_given_the_campaigns_error_handler_then_it_follows_the_retry_policy() -> None:
+    handler = _manifest()["definitions"]["requester"]["error_handler"]
+    wait_from_header, exponential = handler["backoff_strategies"]
+    assert handler["max_retries"] == DEFAULT_POLICY.max_attempts - 1  # the CDK counts retries, not sends
+    assert wait_from_header["max_waiting_time_in_seconds"] == DEFAULT_POLICY.max_silent_retry_after_s
+    assert exponential["factor"] == DEFAULT_POLICY.backoff_base_s
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""metadata.yaml, Dockerfile and pyproject.toml agree, and metadata.yaml carries what Airbyte reads."""
+"""metadata.yaml agrees with the code, the Dockerfile and pyproject.toml, and carries what Airbyte reads."""
 
 from __future__ import annotations
 
@@ -6,9 +6,15 @@ import re
 import tomllib
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
+
+from source_soundlink.config import DEFAULT_BASE_URL
+from source_soundlink.engagement.state_emitter import HEARTBEAT_S
+from source_soundlink.protocol import STREAMS
+from source_soundlink.retry_policy import DEFAULT_POLICY
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,25 +78,25 @@ def test_required_keys_and_values(data: dict) -> None:
         "connectorTestSuitesOptions",
     }
     assert required <= set(data), sorted(required - set(data))
-    assert data["name"] == "Soundlink"
-    assert data["connectorType"] == "source"
-    assert data["connectorSubtype"] == "api"
-    assert data["dockerRepository"] == "airbyte/source-soundlink"
-    assert data["githubIssueLabel"] == "source-soundlink"
-    assert data["documentationUrl"] == "https://docs.airbyte.com/integrations/sources/soundlink"
-    assert data["license"] == "MIT"
-    assert data["releaseStage"] == "alpha"
-    assert data["supportLevel"] == "community"
-    # language:python: the connector's code; cdk:low-code: what Airbyte's QA derives from manifest.yaml.
-    assert data["tags"] == ["language:python", "cdk:low-code"]
-    assert data["allowedHosts"]["hosts"] == ["api.getsoundlink.com"]
-    assert data["maxSecondsBetweenMessages"] == 1200  # heartbeats every 60 s; the CDK's 600 s Retry-After cap
-    assert data["registryOverrides"]["cloud"]["enabled"] is True
-    assert data["registryOverrides"]["oss"]["enabled"] is True
-    assert data["remoteRegistries"]["pypi"] == {"enabled": True, "packageName": "airbyte-source-soundlink"}
-    assert "rolloutConfiguration" in data["releases"]
+    assert (data["connectorType"], data["connectorSubtype"]) == ("source", "api")
+    # Each test suite metadata declares is there to run.
+    where = {"unitTests": "unit_tests", "integrationTests": "integration_tests"}
+    where["acceptanceTests"] = "acceptance-test-config.yml"
     suites = {entry["suite"] for entry in data["connectorTestSuitesOptions"]}
-    assert suites == {"unitTests", "integrationTests", "acceptanceTests"}
+    assert suites == set(where) and all((ROOT / where[suite]).exists() for suite in suites)
+
+
+def test_given_what_metadata_says_of_the_code_then_the_code_agrees(data: dict) -> None:
+    """Each value metadata.yaml states about the connector, checked against where the code says it."""
+    poetry = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["poetry"]
+    manifest = yaml.safe_load((ROOT / "source_soundlink" / "manifest.yaml").read_text())
+    assert data["dockerRepository"] == f"airbyte/{poetry['name']}"
+    assert data["remoteRegistries"]["pypi"] == {"enabled": True, "packageName": f"airbyte-{poetry['name']}"}
+    assert data["documentationUrl"] == manifest["spec"]["documentation_url"]
+    assert data["allowedHosts"]["hosts"] == [urlsplit(DEFAULT_BASE_URL).hostname]
+    # The platform must not take a waiting sync for a stuck one: the export heartbeats every HEARTBEAT_S,
+    # the CDK's campaigns stream sleeps silently through a Retry-After of up to max_silent_retry_after_s.
+    assert HEARTBEAT_S < DEFAULT_POLICY.max_silent_retry_after_s < data["maxSecondsBetweenMessages"]
 
 
 def test_definition_id_is_a_fixed_uuid4(data: dict) -> None:
@@ -110,7 +116,7 @@ def test_docs_page_exists() -> None:
 
 
 def test_suggested_streams_are_the_connector_streams(data: dict) -> None:
-    assert set(data["suggestedStreams"]["streams"]) == {"campaign_engagement_daily", "campaigns"}
+    assert set(data["suggestedStreams"]["streams"]) == set(STREAMS)
 
 
 def test_docker_image_tag_equals_pyproject_version(data: dict, version: str) -> None:

@@ -1,28 +1,22 @@
-"""The date-slicing partitioner: windows of at most 90 inclusive days, and the too-wide split."""
+"""The date-slicing partitioner: windows of at most 90 inclusive days, and the too-wide split (the read
+that splits is in test_span_reader.py)."""
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 
-from airbyte_cdk.test.mock_http import HttpMocker
-
-from source_soundlink.engagement.partitioner import DateSlicingPartitioner, window_end
+from source_soundlink.engagement.partitioner import DateSlicingPartitioner
 from source_soundlink.errors import SoundlinkError
-from unit_tests import builders as b
 
 TODAY = date(2026, 11, 27)
 
 
 def windows_for(first: date, last: date, width: int) -> list[tuple[date, date]]:
-    """The windows the export walks through, one window_end() after another."""
-    windows = []
-    while first <= last:
-        windows.append((first, window_end(first, last, width)))
-        first = windows[-1][1] + timedelta(days=1)
-    return windows
+    """The windows the partitioner yields for one campaign, none rejected."""
+    return [(w.start, w.end) for w in DateSlicingPartitioner(width).windows("c", first, last)]
 
 
-def test_windows_are_at_most_90_inclusive_days_and_cover_every_day() -> None:
+def test_given_a_long_span_when_cut_then_windows_are_at_most_90_inclusive_days_and_cover_every_day() -> None:
     windows = windows_for(date(2026, 5, 11), TODAY, 90)
     assert windows == [
         (date(2026, 5, 11), date(2026, 8, 8)),
@@ -32,27 +26,16 @@ def test_windows_are_at_most_90_inclusive_days_and_cover_every_day() -> None:
     assert all((end - start).days + 1 <= 90 for start, end in windows)
 
 
-def test_backfill_request_count_is_ceil_days_over_window() -> None:
+def test_given_a_year_when_cut_then_the_window_count_is_ceil_days_over_width() -> None:
     days = (TODAY - date(2025, 11, 27)).days + 1  # 366 days
     assert len(windows_for(date(2025, 11, 27), TODAY, 90)) == -(-days // 90) == 5
+    assert len(windows_for(date(2025, 11, 27), TODAY, 7)) == -(-days // 7) == 53
 
 
-@HttpMocker()
-def test_wide_window_rejected_with_400_is_split(http_mocker: HttpMocker = None) -> None:
-    http_mocker.get(b.campaigns_request(), b.campaigns_response([b.campaign("camp_a", created="2026-03-01")]))
-    http_mocker.get(
-        b.export_request("camp_a", "2026-03-01", "2026-03-20"),
-        b.error_response(400, "invalid_query_parameter", "r1"),
-    )
-    for start, end in [("2026-03-01", "2026-03-10"), ("2026-03-11", "2026-03-20")]:
-        http_mocker.get(
-            b.export_request("camp_a", start, end), b.jsonl_response(b.daily_rows("camp_a", start, end))
-        )
-
-    output = b.read_source(b.config(end_date="2026-03-20"))
-
-    assert not output.errors
-    assert len(output.records) == 40
+def test_given_a_width_over_90_or_a_span_of_one_day_when_cut_then_the_api_maximum_and_the_day_hold() -> None:
+    assert windows_for(date(2026, 1, 1), date(2026, 12, 31), 365)[0] == (date(2026, 1, 1), date(2026, 3, 31))
+    assert windows_for(TODAY, TODAY, 90) == [(TODAY, TODAY)]
+    assert windows_for(TODAY, TODAY - timedelta(days=1), 90) == []
 
 
 def _too_wide(rows_emitted: int = 0) -> SoundlinkError:

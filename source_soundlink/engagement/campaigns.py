@@ -13,9 +13,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from source_soundlink.client import CHECK_MAX_KEY_WAIT_S, Logger, SoundlinkClient
+from source_soundlink.client import SoundlinkClient
 from source_soundlink.config import SoundlinkConfig
 from source_soundlink.errors import SYSTEM_ERROR, SoundlinkError
+from source_soundlink.protocol import Logger
+from source_soundlink.retry_policy import CHECK_POLICY
 
 NDJSON = "application/x-ndjson"
 TERMINAL_STATUSES = frozenset({"failed", "completed", "ended", "stopped"})
@@ -143,7 +145,7 @@ def check_connection(config: SoundlinkConfig, log: Logger) -> None:
     start_date make it unnecessary) and that every configured campaign exists; a one-day export of the
     first campaign, closed before its body is read, proves metrics:read.
     """
-    client = SoundlinkClient(config, log, max_key_wait_s=CHECK_MAX_KEY_WAIT_S)
+    client = SoundlinkClient(config, log, CHECK_POLICY)
     get_json(client, "/v1/ping", None, "the connection check (/v1/ping)", "")
     campaigns = resolve_campaigns(client, config, log)
     if campaigns:

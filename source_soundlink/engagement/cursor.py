@@ -7,7 +7,8 @@ campaign that ended long ago. Here a campaign's state is the span of complete wi
 `through`), so every sync can:
 
 * re-read the trailing `lookback_window_days` before `through`, because Soundlink revises a closed day
-  for 7 days (delayed Spotify playback events): the revision window is why the lookback exists;
+  for REVISION_WINDOW_DAYS (delayed Spotify playback events): the revision window is why the lookback
+  exists;
 * backfill from the first day whenever the span does not reach back to what the config asks for (a new
   campaign, start_date moved earlier, engagement_context widened);
 * skip a settled campaign: terminal, read past its last `ended` row + tail + revision window, and past
@@ -21,17 +22,16 @@ from datetime import date, timedelta
 from typing import Any
 
 from source_soundlink import protocol
-from source_soundlink.config import ConfigError, SoundlinkConfig
+from source_soundlink.config import POST_END_TAIL_DAYS, REVISION_WINDOW_DAYS, ConfigError, SoundlinkConfig
 from source_soundlink.engagement.campaigns import Campaign, utc_date
-from source_soundlink.engagement.jsonl_decoder import WindowProgress
-from source_soundlink.engagement.partitioner import Window
+from source_soundlink.engagement.window import Window, WindowProgress
 from source_soundlink.errors import CONFIG_ERROR, SoundlinkError
 
 STATE_VERSION = 2  # 2: a settled campaign is the compact list [from, through, updatedAt(, context)]
 READABLE_VERSIONS = (1, 2)  # 1: written by 0.1.0, every campaign a dict
-# What a campaign exports can change until: the day it ended + the 30-day post-end tail + the 7-day
-# revision window + 1 day for the last day to close. Its updatedAt marks the last change of the campaign.
-SETTLE_AFTER_ENDED_DAYS = 30 + 7 + 1
+# What a campaign exports can change until: the day it ended + the post-end tail + the revision window
+# + 1 day for the last day to close. Its updatedAt marks the last change of the campaign.
+SETTLE_AFTER_ENDED_DAYS = POST_END_TAIL_DAYS + REVISION_WINDOW_DAYS + 1
 
 
 class UnreadableState(ConfigError):

@@ -1,16 +1,19 @@
 """Orchestration of a `campaign_engagement_daily` read: workers, the output queue, STATE, cancel, stats.
 
 Why not the CDK's concurrent read path (ConcurrentReadProcessor, PartitionReader): it builds a Record
-object and an AirbyteMessage per row (~40x our CPU per row, docs/performance.md) and
-checkpoints per-partition state that cannot express our cursor (cursor.py). The shape is the same: one
+object and an AirbyteMessage per row (tens of times our CPU per row; benchmarks/ measures it against a
+plain orjson loop) and checkpoints per-partition state that cannot express our cursor (cursor.py). The
+shape is the same: one
 worker per campaign in flight reads its windows in order and queues records, then a checkpoint per
 complete window, then a completion sentinel; the consumer, the only writer of the stream state, turns
 checkpoints into STATE, so STATE always follows the records it covers and carries their exact count.
 state_emitter.py decides when a STATE goes out (throttled, heartbeats while the sync waits); the campaign
 listing runs on a worker too, so the consumer can heartbeat while it pages or waits.
 
-The pieces: campaigns.py lists the campaigns, cursor.py decides each campaign's first day and its next
-state, partitioner.py cuts the days into windows, jsonl_decoder.py reads one window's body.
+The pieces: campaigns.py lists the campaigns; span_reader.py reads one campaign (cursor.py decides its
+first day and its next state, partitioner.py cuts the days into windows); window_reader.py reads one
+window and jsonl_decoder.py turns its body into RECORD bytes. The sync's `today` (Soundlink's date or the
+host's) is decided once, here, after the listing, and handed to the span readers.
 """
 
 from __future__ import annotations
@@ -18,24 +21,27 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from datetime import date
 from typing import Any
 
-import requests
-
+import source_soundlink.engagement.cursor as cursor
 from source_soundlink import protocol
 from source_soundlink.client import SoundlinkClient
+from source_soundlink.clock import SYSTEM_CLOCK, Clock
 from source_soundlink.config import SoundlinkConfig
-from source_soundlink.engagement import cursor
-from source_soundlink.engagement.campaigns import NDJSON, Campaign, export_path, resolve_campaigns
+from source_soundlink.engagement.campaigns import Campaign, resolve_campaigns
 from source_soundlink.engagement.cursor import CampaignState
 from source_soundlink.engagement.jsonl_decoder import JsonlDecoder
-from source_soundlink.engagement.partitioner import DateSlicingPartitioner, Window
+from source_soundlink.engagement.partitioner import DateSlicingPartitioner
+from source_soundlink.engagement.span_reader import CampaignSpanReader
 from source_soundlink.engagement.state_emitter import HEARTBEAT_S, STATE_INTERVAL_S, StateEmitter
+from source_soundlink.engagement.window_reader import WindowReader
 from source_soundlink.errors import CONFIG_ERROR, SYSTEM_ERROR, SoundlinkError
+from source_soundlink.protocol import Logger
+from source_soundlink.retry_policy import DEFAULT_POLICY, RetryPolicy
 
 _DONE = object()  # a worker's completion sentinel
 _FLUSH = object()  # a worker starts a long wait: checkpoint what is complete before it
@@ -89,32 +95,28 @@ class EngagementExport:
         config: SoundlinkConfig,
         stream_state: dict[str, Any] | None,
         debug: bool = False,
-        backoff_base_s: float = 1.0,
-        clock: Callable[[], float] | None = None,
+        policy: RetryPolicy = DEFAULT_POLICY,
+        clock: Clock = SYSTEM_CLOCK,
         state_interval_s: float = STATE_INTERVAL_S,
         heartbeat_s: float = HEARTBEAT_S,
     ) -> None:
-        """`clock` (default time.monotonic) times the request budget's waits and, with `state_interval_s`
-        and `heartbeat_s`, the STATE pacing (state_emitter.py); tests pass fake or shortened ones."""
+        """`clock` times every wait (budget, Retry-After, backoff) and, with `state_interval_s` and
+        `heartbeat_s`, the STATE pacing (state_emitter.py); tests pass fake or shortened ones."""
         self.config = config
         self._debug = debug
-        self._clock = clock or time.monotonic
+        self._clock = clock
         self._state_pacing = (state_interval_s, heartbeat_s)
         self._out: queue.Queue[Any] = queue.Queue(maxsize=16)  # ~16 chunks of output: memory stays flat
         self._cancelled = threading.Event()  # stop new work: a refused key, or the consumer is gone
         self._consumer_gone = threading.Event()  # nobody reads the queue any more
-        self.client = SoundlinkClient(config, self._log, backoff_base_s, sleep=self._wait, clock=self._clock)
+        self.client = SoundlinkClient(config, self.log, policy, clock, wait=self._wait)
         self._state = cursor.campaign_states(stream_state)
         self._lock = threading.Lock()
         self._errors: list[SoundlinkError] = []
         self._partitioner = DateSlicingPartitioner(config.window_size_days)
-        self._decoder = JsonlDecoder(
-            self._fetch,
-            lambda data, count: self._put(_Records(data, count)),
-            self._put,
-            self._log,
-            lambda seconds: self._wait(seconds),
-            backoff_base_s,
+        decoder = JsonlDecoder(lambda data, count: self._put(_Records(data, count)))
+        self._reader = WindowReader(
+            self.client, decoder, config.engagement_context, self._put, self.log, self._wait, clock
         )
         self.stats = {"rows": 0, "windows": 0, "export_requests": 0, "campaigns": 0, "settled": 0, "idle": 0}
 
@@ -122,9 +124,9 @@ class EngagementExport:
 
     def messages(self) -> Iterator[bytes]:
         stream = protocol.ENGAGEMENT_STREAM
-        started = time.monotonic()
+        started = self._clock.now()
         yield protocol.stream_status(stream, "STARTED")
-        emitter = StateEmitter(*self._state_pacing, clock=self._clock)
+        emitter = StateEmitter(*self._state_pacing, clock=self._clock.now)
         listing_error: SoundlinkError | None = None
         running_sent = False
         pending = 1  # tasks whose _DONE has not arrived: the listing, then one per campaign
@@ -132,8 +134,9 @@ class EngagementExport:
             pool.submit(self._run_listing)
             try:
                 while pending:
+                    timeout = self._clock.real_seconds(max(0.0, emitter.seconds_until_due()))
                     try:
-                        item = self._out.get(timeout=max(0.0, emitter.seconds_until_due()))
+                        item = self._out.get(timeout=timeout)
                     except queue.Empty:
                         item = None  # nothing arrived: a heartbeat or a deferred checkpoint may be due
                     force = False
@@ -159,9 +162,7 @@ class EngagementExport:
                         if item.campaigns is None:
                             listing_error = item.error
                         else:
-                            yield self._started(item.campaigns)
-                            for campaign in item.campaigns:
-                                pool.submit(self._run_campaign, campaign)
+                            yield from self._start_campaigns(item.campaigns, pool)
                             pending += len(item.campaigns)
                     else:
                         yield item
@@ -180,60 +181,38 @@ class EngagementExport:
         if self._errors:
             yield protocol.stream_status(stream, "INCOMPLETE")
             raise SyncFailed(self._errors)
-        seconds = time.monotonic() - started
-        s = self.stats
-        yield protocol.log(
-            "INFO",
-            f"Sync summary: {s['rows']} rows from {s['windows']} windows of {s['campaigns']} campaigns "
-            f"({s['settled']} settled, {s['idle']} with nothing new) in {seconds:.1f} s; "
-            f"{s['export_requests']} export requests, {emitter.emitted_states} STATE messages.",
-        )
+        self.stats["export_requests"] = self._reader.requests_sent
+        yield _summary(self.stats, self._clock.now() - started, emitter.emitted_states)
         yield protocol.stream_status(stream, "COMPLETE")
 
-    def _started(self, campaigns: list[Campaign]) -> bytes:
+    def _start_campaigns(self, campaigns: list[Campaign], pool: ThreadPoolExecutor) -> Iterator[bytes]:
+        """After the listing: decide the sync's today once, then hand every campaign to a worker."""
+        today, warning = _sync_today(self.config.today, self.client.server_today)
+        if warning:
+            yield self._log_line("WARN", warning)
         self.stats["campaigns"] = len(campaigns)
-        return protocol.log(
+        yield self._log_line(
             "INFO",
             f"Syncing engagement of {len(campaigns)} campaigns with up to "
             f"{self.config.num_workers} in parallel.",
         )
+        spans = CampaignSpanReader(replace(self.config, today=today), self._partitioner, self._reader, self)
+        for campaign in campaigns:
+            pool.submit(self._run_campaign, spans, campaign)
 
     def _run_listing(self) -> None:
         """List the campaigns on a worker, so the consumer keeps heartbeating through budget waits."""
         try:
-            try:
-                listed = _Listed(self._campaigns())
-            except SoundlinkError as error:
-                listed = _Listed(None, error)
-            except _Cancelled:
-                return
-            except Exception as exc:
-                error = SoundlinkError(f"Unexpected error while listing campaigns: {exc!r}", SYSTEM_ERROR)
-                listed = _Listed(None, error)
             with contextlib.suppress(_Cancelled):
-                self._put(listed)
+                self._put(_listing(self.client, self.config, self.log))
         finally:
             self._out.put(_DONE)
 
-    def _campaigns(self) -> list[Campaign]:
-        campaigns = resolve_campaigns(self.client, self.config, self._log)
-        server_today = self.client.server_today
-        if server_today is not None and server_today < self.config.today:
-            # The host's clock is ahead of Soundlink's (seconds around midnight UTC are enough): a
-            # `through` past Soundlink's today would start every later lookback one day too late.
-            self._log(
-                "WARN",
-                f"Soundlink's date is {server_today.isoformat()} while this host's is "
-                f"{self.config.today.isoformat()}; reading up to Soundlink's today.",
-            )
-            self.config = replace(self.config, today=server_today)
-        return campaigns
+    # -- one campaign on a worker: span_reader.py reads it, calling back the methods below ------------------
 
-    # -- one campaign: its windows, in order, checkpointing each ----------------------------------------
-
-    def _run_campaign(self, campaign: Campaign) -> None:
+    def _run_campaign(self, spans: CampaignSpanReader, campaign: Campaign) -> None:
         try:
-            self._sync_campaign(campaign)
+            spans.read(campaign)
         except _Cancelled:
             pass
         except SoundlinkError as error:
@@ -253,67 +232,20 @@ class EngagementExport:
         if error.key_refused:
             self._cancelled.set()  # the key itself is refused: every other campaign would fail the same way
 
-    def _sync_campaign(self, campaign: Campaign) -> None:
+    def campaign_state(self, campaign_id: str) -> CampaignState | None:
         with self._lock:
-            state = self._state.get(campaign.campaign_id)
-        planned = cursor.plan(campaign, self.config, state)
-        if planned is None:
-            with self._lock:
-                self.stats["settled" if state and state.settled else "idle"] += 1
-            return
-        if state and state.through and state.through > self.config.today:
-            self._log(
-                "WARN",
-                f"campaign {campaign.campaign_id}: the state's through {state.through.isoformat()} is after "
-                f"today ({self.config.today.isoformat()}, Soundlink's date); reading it again from "
-                f"{planned.first.isoformat()}.",
-            )
-        if not self._read_span(campaign, planned):
-            first = cursor.first_day(campaign, self.config)
-            self._log(
-                "INFO",
-                f"campaign {campaign.campaign_id} never had a row and now has rows from the first day read "
-                f"({planned.first.isoformat()}): it may have started delivering late, so it is read once "
-                f"from its start ({first.isoformat()}).",
-            )
-            self._read_span(campaign, cursor.Plan(first, CampaignState(), incremental=False))
+            return self._state.get(campaign_id)
 
-    def _read_span(self, campaign: Campaign, planned: cursor.Plan) -> bool:
-        """Read and checkpoint the planned windows through the last date; False when the campaign turned
-        out to need a read from its start (late delivery), in which case nothing was checkpointed."""
-        state = planned.base
-        windows = self._partitioner.windows(campaign.campaign_id, planned.first, self.config.last_date)
-        for window in windows:
-            if self._cancelled.is_set():
-                raise _Cancelled
-            try:
-                progress = self._decoder.read_window(window)
-            except SoundlinkError as error:
-                if windows.split(window, error):
-                    self._log(
-                        "WARN",
-                        f"Soundlink rejected {window} as too wide (400 invalid_query_parameter, requestId "
-                        f"{error.request_id}); retrying with windows of {windows.width} days.",
-                    )
-                    continue
-                raise
-            if cursor.late_delivery(state, planned, window, progress):
-                return False
-            state = cursor.after_window(campaign, state, window, progress, self.config)
-            self._put(_Checkpoint(campaign.campaign_id, state, progress.rows_emitted))
-            if state.settled:
-                break  # read past everything its updatedAt could have changed: nothing later can change
-        return True
+    def checkpoint(self, campaign_id: str, state: CampaignState, rows: int) -> None:
+        self._put(_Checkpoint(campaign_id, state, rows))
 
-    def _fetch(self, window: Window) -> requests.Response:
-        params = {"startDate": window.start.isoformat(), "endDate": window.end.isoformat()}
-        if self.config.engagement_context:
-            params["engagementContext"] = self.config.engagement_context
+    def stop_if_cancelled(self) -> None:
+        if self._cancelled.is_set():
+            raise _Cancelled
+
+    def tally(self, counter: str) -> None:
         with self._lock:
-            self.stats["export_requests"] += 1
-        return self.client.get(
-            export_path(window.campaign_id), params, str(window), "metrics:read", NDJSON, stream=True
-        )
+            self.stats[counter] += 1
 
     def _state_message(self, record_count: int) -> bytes:
         with self._lock:
@@ -342,12 +274,50 @@ class EngagementExport:
         self._sleep(seconds)
 
     def _sleep(self, seconds: float) -> None:
-        if self._cancelled.wait(seconds):
+        if self._clock.wait(seconds, self._cancelled):
             raise _Cancelled
 
-    def _log(self, level: str, message: str) -> None:
+    def log(self, level: str, message: str) -> None:
+        """Queue a LOG line (from any worker); DEBUG only with --debug."""
         if level == "DEBUG" and not self._debug:
             return
-        line = protocol.log(level, message.replace(self.config.api_key, "****"))
         with contextlib.suppress(_Cancelled):
-            self._put(line)
+            self._put(self._log_line(level, message))
+
+    def _log_line(self, level: str, message: str) -> bytes:
+        return protocol.log(level, message.replace(self.config.api_key, "****"))
+
+
+def _listing(client: SoundlinkClient, config: SoundlinkConfig, log: Logger) -> _Listed:
+    """The campaigns to read, or the error that stopped the listing (a cancelled sync raises)."""
+    try:
+        return _Listed(resolve_campaigns(client, config, log))
+    except _Cancelled:
+        raise
+    except SoundlinkError as error:
+        return _Listed(None, error)
+    except Exception as exc:
+        error = SoundlinkError(f"Unexpected error while listing campaigns: {exc!r}", SYSTEM_ERROR)
+        return _Listed(None, error)
+
+
+def _summary(s: dict[str, int], seconds: float, states: int) -> bytes:
+    return protocol.log(
+        "INFO",
+        f"Sync summary: {s['rows']} rows from {s['windows']} windows of {s['campaigns']} campaigns "
+        f"({s['settled']} settled, {s['idle']} with nothing new) in {seconds:.1f} s; "
+        f"{s['export_requests']} export requests, {states} STATE messages.",
+    )
+
+
+def _sync_today(host_today: date, server_today: date | None) -> tuple[date, str | None]:
+    """The sync's today, and a warning when it is not the host's.
+
+    When the host's clock is ahead of Soundlink's (seconds around midnight UTC are enough), a `through`
+    past Soundlink's today would start every later lookback one day too late: read up to Soundlink's."""
+    if server_today is not None and server_today < host_today:
+        return server_today, (
+            f"Soundlink's date is {server_today.isoformat()} while this host's is "
+            f"{host_today.isoformat()}; reading up to Soundlink's today."
+        )
+    return host_today, None

@@ -1,30 +1,24 @@
-"""The streaming JSONL decoder: one export window's body, from socket to validated RECORD bytes.
+"""The JSONL decoder: an export body's bytes in, validated RECORD bytes out, each row parsed once.
 
 Why not the CDK's JsonlDecoder (CompositeRawDecoder + JsonLineParser): it skips a line that is not JSON
-with a warning, cannot tell a short body (X-Row-Count) from a complete one, fails the stream when the
-connection is cut mid-body, and re-serializes every row. Here every line is parsed once with orjson to
-validate it and its bytes are spliced into the RECORD envelope; a body cut mid-stream is fetched again
-and resumed after the rows already emitted; anything that would lose or repeat a row fails loudly.
+with a warning and re-serializes every row. Here every line is parsed once with orjson to validate it
+(primary key, schema_version, dates inside the window and in order, no repeated key) and its bytes are
+spliced into the RECORD envelope as they arrived; anything that would lose or repeat a row fails loudly.
+Rows already emitted before a cut body was fetched again (window_reader.py) are skipped, using the
+WindowProgress the reader carries from one fetch to the next.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterable
+from itertools import chain
 
 import orjson
-import requests
-import urllib3
 
 from source_soundlink import protocol
-from source_soundlink.client import Logger
-from source_soundlink.engagement.partitioner import Window
-from source_soundlink.errors import SYSTEM_ERROR, TRANSIENT_ERROR, SoundlinkError
+from source_soundlink.engagement.window import Window, WindowProgress
+from source_soundlink.errors import SYSTEM_ERROR, SoundlinkError
 
-CHUNK_BYTES = 1 << 18  # 256 KiB reads: small enough that queued output stays a few MiB
-MAX_BODY_ATTEMPTS = 5  # fetches of one window whose body keeps being cut
 MAX_LINE_BYTES = 64 << 20  # a "line" this long means the body is not JSONL
 PRIMARY_KEY = (
     "provider",
@@ -35,120 +29,27 @@ PRIMARY_KEY = (
     "country_code",
     "engaged_spotify_track_id",
 )
-_BODY_CUT_ERRORS = (urllib3.exceptions.HTTPError, requests.RequestException, OSError)
-
-
-@dataclass
-class WindowProgress:
-    """What has been emitted for a window so far; survives re-fetches of a cut body.
-
-    Rows come sorted by report_date first; within a day the documented order is not relied on (its
-    collation is not specified), so the day's emitted keys are kept to catch repeats and to resume.
-    """
-
-    last_date: str | None = None  # report_date of the last row emitted
-    day_keys: set[tuple[Any, ...]] = field(default_factory=set)  # keys emitted for last_date
-    resume_date: str | None = None  # set after a cut: rows before it, or in resume_keys, were emitted
-    resume_keys: frozenset[tuple[Any, ...]] = frozenset()
-    rows_emitted: int = 0
-    first_date: str | None = None  # report_date of the first row emitted
-    ended_since: str | None = None  # first report_date of the trailing run of `ended` rows
-    saw_not_ended: bool = False
-    request_id: str | None = None
-
-
-class _BodyCut(Exception):
-    pass
 
 
 class JsonlDecoder:
-    """Reads export windows: `fetch` sends the request, `emit_records` takes RECORD bytes and their row
-    count, `emit` takes other messages (estimates), `wait` sleeps between attempts (a cancelled sync
-    interrupts it)."""
+    """Shared by every worker: a body's state lives in its WindowProgress, none in the decoder.
+    `emit_records` takes RECORD bytes and their row count."""
 
-    def __init__(
-        self,
-        fetch: Callable[[Window], requests.Response],
-        emit_records: Callable[[bytes, int], None],
-        emit: Callable[[bytes], None],
-        log: Logger,
-        wait: Callable[[float], None],
-        backoff_base_s: float = 1.0,
-    ) -> None:
-        self._fetch = fetch
+    def __init__(self, emit_records: Callable[[bytes, int], None]) -> None:
         self._emit_records = emit_records
-        self._emit = emit
-        self._log = log
-        self._wait = wait
-        self._backoff_base_s = backoff_base_s
         self._prefix, self._middle = protocol.record_envelope(protocol.ENGAGEMENT_STREAM)
 
-    def read_window(self, window: Window) -> WindowProgress:
-        """Emit every row of `window` once, re-fetching a cut body; raise SoundlinkError if it cannot."""
-        progress = WindowProgress()
-        started = time.monotonic()
-        for attempt in range(1, MAX_BODY_ATTEMPTS + 1):
-            try:
-                response = self._fetch(window)
-            except SoundlinkError as error:
-                error.rows_emitted = progress.rows_emitted
-                raise
-            try:
-                self._stream_body(response, window, progress)
-                break
-            except _BodyCut as cut:
-                progress.resume_date, progress.resume_keys = progress.last_date, frozenset(progress.day_keys)
-                if attempt == MAX_BODY_ATTEMPTS:
-                    raise SoundlinkError(
-                        f"The connection was cut mid-body {attempt} times on {window} ({cut}; requestId "
-                        f"{progress.request_id or 'not given'}). Nothing after the last complete window was "
-                        "checkpointed; the next sync resumes there.",
-                        TRANSIENT_ERROR,
-                        progress.request_id,
-                    ) from None
-                delay = self._backoff_base_s * attempt
-                self._log(
-                    "WARN",
-                    f"Connection cut mid-body on {window} after {progress.rows_emitted} rows ({cut}); "
-                    f"fetching the window again in {delay:.1f} s and resuming after the last row emitted.",
-                )
-                self._wait(delay)
-            finally:
-                response.close()
-        self._log(
-            "INFO",
-            f"{window}: {progress.rows_emitted} rows in {time.monotonic() - started:.1f} s "
-            f"(requestId {progress.request_id or 'not given'}).",
-        )
-        return progress
+    def decode(self, chunks: Iterable[bytes], window: Window, progress: WindowProgress, where: str) -> int:
+        """Emit the body's rows not emitted yet, chunk by chunk; return how many rows the body held.
 
-    def _stream_body(self, response: requests.Response, window: Window, progress: WindowProgress) -> None:
-        """Emit the body's rows not emitted yet; raise _BodyCut if the connection breaks mid-body."""
-        progress.request_id = response.headers.get("X-Request-Id") or progress.request_id
-        where = f"{window} (requestId {progress.request_id or 'not given'})"
-        if response.status_code != 200:
-            raise SoundlinkError(
-                f"{where}: Soundlink answered HTTP {response.status_code} instead of 200 with the export.",
-                SYSTEM_ERROR,
-                progress.request_id,
-                response.status_code,
-            )
-        announced = _row_count(response.headers.get("X-Row-Count"))
-        if announced is None:
-            self._log("WARN", f"{window}: no X-Row-Count header; the body's completeness cannot be checked.")
-        else:
-            self._emit(protocol.estimate(protocol.ENGAGEMENT_STREAM, announced))
-        chunks = response.raw.stream(CHUNK_BYTES, decode_content=True)
+        Exceptions of `chunks` (a cut connection) pass through; rows emitted before them are counted in
+        `progress`, so the reader can fetch the window again and resume."""
         pending = b""
         line_no = 0
         rows_in_body = 0
-        while True:
-            try:
-                chunk = next(chunks, None)
-            except _BODY_CUT_ERRORS as exc:
-                raise _BodyCut(type(exc).__name__) from None
+        for chunk in chain(chunks, (None,)):  # None: the body ended
             if chunk is None:
-                lines = [pending] if pending.strip() else []
+                lines = [pending] if pending.strip() else []  # a last line without its newline
             else:
                 if b"\r" in chunk:  # CRLF line ends: a raw CR cannot occur inside a JSON value
                     chunk = chunk.replace(b"\r", b"")
@@ -163,16 +64,7 @@ class JsonlDecoder:
             if emit:
                 progress.rows_emitted += len(emit)
                 self._emit_records(protocol.record_chunk(self._prefix, self._middle, emit), len(emit))
-            if chunk is None:
-                break
-        if announced is not None and rows_in_body != announced:
-            raise SoundlinkError(
-                f"{where}: the body held {rows_in_body} rows but X-Row-Count announced {announced}; the "
-                "export is incomplete or inconsistent. This window was not checkpointed: "
-                "the next sync re-reads it.",
-                TRANSIENT_ERROR,
-                progress.request_id,
-            )
+        return rows_in_body
 
     def _validate_lines(
         self,
@@ -275,10 +167,3 @@ class JsonlDecoder:
             "this window was not checkpointed and the next sync re-reads it.",
             SYSTEM_ERROR,
         )
-
-
-def _row_count(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None

@@ -11,27 +11,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date, timedelta
 
 from source_soundlink.config import MAX_WINDOW_DAYS
+from source_soundlink.engagement.window import Window
 from source_soundlink.errors import SoundlinkError
 
 MAX_WINDOW_SPLITS = 4  # per campaign: 90 -> 45 -> 22 -> 11 -> 5 days, then the 400 is reported as it is
-
-
-@dataclass(frozen=True)
-class Window:
-    campaign_id: str
-    start: date
-    end: date
-
-    @property
-    def days(self) -> int:
-        return (self.end - self.start).days + 1
-
-    def __str__(self) -> str:
-        return f"campaign {self.campaign_id}, window {self.start.isoformat()}..{self.end.isoformat()}"
 
 
 def window_end(start: date, last: date, width: int) -> date:
