@@ -244,3 +244,17 @@ def test_failed_campaigns_stream_does_not_stop_the_engagement_stream(
     since = start.isoformat()
     assert_exact(run.records, [row for row in sandbox.truth(wanted[0]) if row["report_date"] >= since])
     assert run.state is not None and wanted[0] in run.state["campaigns"]
+
+
+def test_given_a_revoked_key_and_both_streams_when_read_then_exactly_one_trace_error_and_no_traceback(
+    sandbox: Sandbox, connector: Connector
+) -> None:
+    run = connector.read(
+        connector.config(api_key="sk_sandbox_revoked"), streams=("campaigns", "campaign_engagement_daily")
+    )
+
+    error = run.assert_failed("config_error")  # exactly one TRACE ERROR
+    assert "api_key_revoked" in error["message"] and "stack_trace" not in error
+    assert not any("Traceback" in log["message"] for log in run.logs) and b"Traceback" not in run.stderr
+    assert [e["path"] for e in sandbox.requests()] == ["/v1/campaigns"]  # one request, refused once
+    assert run.stream_statuses.count("INCOMPLETE") == 2  # both streams

@@ -13,13 +13,16 @@ windows, throttled as in production, which gives the kills many different points
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
 from helpers import (
     RUN_TIMEOUT_S,
     Connector,
@@ -29,6 +32,7 @@ from helpers import (
     campaign_state,
     catalog,
     export_requests,
+    utc_today,
 )
 from soundlink_sandbox import Sandbox
 
@@ -81,10 +85,14 @@ def mid_records(states: int, records: int) -> Stop:
 
 
 def run_and_kill(
-    connector: Connector, config: dict[str, Any], state: dict[str, Any] | None, stop: Stop | None
+    connector: Connector,
+    config: dict[str, Any],
+    state: dict[str, Any] | None,
+    stop: Stop | None,
+    sync_mode: str = "incremental",
 ) -> KilledRun:
     """Run `source-soundlink read`, reading stdout line by line; SIGKILL it as soon as `stop` says so."""
-    argv = connector.argv("read", config, catalog(), state)
+    argv = connector.argv("read", config, catalog(sync_mode=sync_mode), state)
     stderr_path = connector.workdir / "stderr.txt"
     run = KilledRun()
     with open(stderr_path, "wb") as stderr:
@@ -247,3 +255,178 @@ def test_sigkill_while_the_key_waits_out_a_429_then_resume(sandbox: Sandbox, con
     assert done.returncode == 0, done.stderr[-2000:]
     assert_unique_pks(done.records)
     assert_same_rows(by_pk(records, done.records), sandbox.truth())
+
+
+# --- graceful cancel: SIGTERM (the platform) and SIGINT (Ctrl-C) ----------------------------------------
+
+
+def run_and_signal(
+    connector: Connector, config: dict[str, Any], state: dict[str, Any] | None, sig: int, after_records: int,
+    sync_mode: str = "incremental",
+) -> tuple[KilledRun, float]:  # fmt: skip
+    """Run `source-soundlink read` and send `sig` once `after_records` RECORD lines arrived; the run and
+    the seconds from the signal to the exit."""
+    argv = connector.argv("read", config, catalog(sync_mode=sync_mode), state)
+    run = KilledRun()
+    proc = subprocess.Popen([*connector.command(), *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    signalled_at = None
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        records = 0
+        for line in proc.stdout:
+            run.messages.append(json.loads(line))
+            records += run.messages[-1]["type"] == "RECORD"
+            if signalled_at is None and records >= after_records:
+                proc.send_signal(sig)
+                signalled_at = time.monotonic()
+        run.returncode = proc.wait(timeout=RUN_TIMEOUT_S)
+        run.stderr = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert signalled_at is not None, f"the run ended before {after_records} records: {run.messages[-3:]}"
+    assert config["api_key"].encode() not in run.stderr
+    return run, time.monotonic() - signalled_at
+
+
+def _assert_cancelled_cleanly(run: KilledRun, seconds: float, sig: int) -> dict[str, Any]:
+    """Exit 128 + signal within 10 s, no traceback; the run ends with STATE, INCOMPLETE and one LOG, and the
+    STATE's record counts add up to every record emitted; returns the last state."""
+    assert run.returncode == 128 + sig, (run.returncode, run.stderr[-2000:], run.messages[-3:])
+    assert seconds < 10
+    assert b"Traceback" not in run.stderr and not any(
+        m["type"] == "TRACE" and m["trace"]["type"] == "ERROR" for m in run.messages
+    )
+    last = run.messages[-3:]
+    assert [m["type"] for m in last] == ["STATE", "TRACE", "LOG"], last
+    assert last[1]["trace"]["stream_status"]["status"] == "INCOMPLETE"
+    assert "Sync cancelled" in last[2]["log"]["message"]
+    states = [m["state"] for m in run.messages if m["type"] == "STATE"]
+    assert sum(s["sourceStats"]["recordCount"] for s in states) == len(run.records)
+    assert run.uncommitted_records == 0
+    return states[-1]["stream"]["stream_state"]
+
+
+def _large_sandbox() -> Sandbox:
+    return Sandbox(
+        today=utc_today(), campaigns=300, rows_per_day=2, rate_limit_per_minute=0, rate_limit_per_hour=0,
+        cache_mb=64, latency=0.01,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_given_300_campaigns_when_signalled_mid_sync_then_it_checkpoints_and_the_next_sync_is_exact(
+    tmp_path: Path, sig: int
+) -> None:
+    with _large_sandbox() as sandbox:
+        connector = Connector(sandbox, tmp_path)
+        config = connector.config(num_workers=8)
+        cancelled, seconds = run_and_signal(connector, config, None, sig, after_records=5000)
+        state = _assert_cancelled_cleanly(cancelled, seconds, sig)
+        first = export_requests(sandbox)
+        clear_requests_once_quiet(sandbox)
+        resumed = connector.read(config, state=state).assert_ok()
+        second = export_requests(sandbox)
+        truth = sandbox.truth()
+        starts = expected_first_windows(sandbox, state)
+
+    assert_unique_pks(cancelled.records)
+    assert_same_rows(by_pk(cancelled.records, resumed.records), truth)
+    # Each campaign resumes where the cancel's STATE says (its lookback, or its start if none was complete).
+    for cid in {r.campaign_id for r in second}:
+        assert min(r.start for r in second if r.campaign_id == cid) == starts[cid]
+    assert first and second  # the cancel came mid-way: both runs did part of the work
+
+
+def test_given_a_full_refresh_cancelled_half_way_when_retried_with_its_state_then_each_row_comes_once(
+    tmp_path: Path,
+) -> None:
+    """Resumable full refresh: the retried attempt continues after the windows the first completed (no
+    lookback), so an Overwrite table receives every row once; it makes well under a fresh sync's requests."""
+    with _large_sandbox() as sandbox:
+        connector = Connector(sandbox, tmp_path)
+        config = connector.config(num_workers=8)
+        fresh = connector.read(config, sync_mode="full_refresh").assert_ok()
+        fresh_requests = len(export_requests(sandbox))
+        clear_requests_once_quiet(sandbox)
+        half = len(fresh.records) // 2
+        cancelled, seconds = run_and_signal(
+            connector, config, None, signal.SIGTERM, after_records=half, sync_mode="full_refresh"
+        )
+        state = _assert_cancelled_cleanly(cancelled, seconds, signal.SIGTERM)
+        first = {(r.campaign_id, r.start) for r in export_requests(sandbox) if r.status == 200}
+        clear_requests_once_quiet(sandbox)
+        retried = connector.read(config, state=state, sync_mode="full_refresh").assert_ok()
+        second = {(r.campaign_id, r.start) for r in export_requests(sandbox)}
+        truth = sandbox.truth()
+
+    assert state["full_refresh"] is True
+    both = cancelled.records + retried.records
+    assert_unique_pks(both)  # each row once across the two attempts
+    assert_same_rows(by_pk(both), truth)
+    assert not first & second, f"windows requested by both attempts: {sorted(first & second)[:5]}"
+    assert len(second) < 0.75 * fresh_requests, (len(second), fresh_requests)
+
+
+def after_a_state_with_rows_it_does_not_cover(messages: list[dict[str, Any]]) -> bool:
+    """Right after a STATE preceded by rows of a window it does not cover (a window still in flight)."""
+    if messages[-1]["type"] != "STATE":
+        return False
+    covered = messages[-1]["state"]["stream"]["stream_state"]["campaigns"]
+    for message in messages:
+        if message["type"] == "RECORD":
+            row = message["record"]["data"]
+            span = covered.get(row["campaign_id"])
+            through = span.get("through") if isinstance(span, dict) else span[1] if span else None
+            if through is None or row["report_date"] > through:
+                return True
+    return False
+
+
+def test_given_a_full_refresh_sigkilled_mid_windows_when_retried_with_its_state_then_each_row_comes_once(
+    sandbox: Sandbox, connector: Connector
+) -> None:
+    """A hard kill lands while windows are half emitted (STATE paced as in production, clocks warped): the
+    committed rows of the killed attempt plus the retry's rows are the truth, each row once (Overwrite)."""
+    sandbox.configure(latency=0.02)
+    config = connector.config(window_size_days=WINDOW_DAYS, num_workers=3)
+    killed = run_and_kill(connector, config, None, after_a_state_with_rows_it_does_not_cover, "full_refresh")
+    assert killed.returncode == -9
+    records, state = killed.committed
+    assert state is not None and state["full_refresh"] is True
+    clear_requests_once_quiet(sandbox)
+    retried = run_and_kill(connector, config, state, None, sync_mode="full_refresh")
+    assert retried.returncode == 0, retried.stderr[-2000:]
+
+    both = records + retried.records
+    assert_unique_pks(both)
+    assert_same_rows(by_pk(both), sandbox.truth())
+
+
+def test_given_every_export_hanging_when_sigtermed_then_it_exits_within_the_grace_period_with_a_state(
+    sandbox: Sandbox, connector: Connector
+) -> None:
+    """Requests in flight that do not answer (a stalled server) cannot hold the exit: after 5 s of grace
+    the connector checkpoints what is complete and exits, the stalled windows to be read again."""
+    sandbox.add_faults([{"kind": "slow_first_byte", "delay": 12.0, "times": 100}])
+    argv = connector.argv("read", connector.config(num_workers=3), catalog(), None)
+    proc = subprocess.Popen([*connector.command(), *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while len(export_requests(sandbox)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT_S)
+        seconds = time.monotonic() - signalled
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    assert proc.returncode == 143 and seconds < 8 and b"Traceback" not in stderr, (proc.returncode, seconds)
+    messages = [json.loads(line) for line in stdout.splitlines()]
+    assert [m["type"] for m in messages[-3:]] == ["STATE", "TRACE", "LOG"]
+    assert messages[-3]["state"]["sourceStats"]["recordCount"] == 0
+    assert "read again" in messages[-1]["log"]["message"]

@@ -9,24 +9,37 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import sys
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
+import pytest
+from airbyte_cdk.models import SyncMode
+from airbyte_cdk.sources.declarative.yaml_declarative_source import YamlDeclarativeSource
+from airbyte_cdk.test.catalog_builder import CatalogBuilder
+from airbyte_cdk.test.entrypoint_wrapper import read
 from helpers import (
     CAMPAIGNS,
     ENGAGEMENT,
     Connector,
     ExportRequest,
+    Run,
     assert_exact,
     assert_same_rows,
     assert_unique_pks,
     by_pk,
     campaign_by_status,
     campaign_state,
+    catalog,
     export_requests,
     multi_window_campaign,
     pk,
+    utc_today,
 )
 from soundlink_sandbox import Sandbox
+
+MANIFEST = Path(__file__).resolve().parents[1] / "source_soundlink" / "manifest.yaml"
 
 NDJSON = "application/x-ndjson"
 
@@ -211,3 +224,57 @@ def test_full_refresh_of_both_streams(sandbox: Sandbox, connector: Connector) ->
         sandbox.campaigns(), key=lambda c: c["campaignId"]
     )
     assert all(entry["auth"] == "x-api-key" for entry in sandbox.requests())
+
+
+def _campaigns_stream_messages(run: Run) -> list[dict[str, Any]]:
+    def of_campaigns(message: dict[str, Any]) -> bool:
+        if message["type"] == "RECORD":
+            return message["record"]["stream"] == CAMPAIGNS
+        if message["type"] == "STATE":
+            return message["state"]["stream"]["stream_descriptor"]["name"] == CAMPAIGNS
+        trace = message["trace"] if message["type"] == "TRACE" else {}
+        return (
+            trace.get("type") == "STREAM_STATUS"
+            and trace["stream_status"]["stream_descriptor"]["name"] == CAMPAIGNS
+        )
+
+    return [m for m in run.messages if of_campaigns(m)]
+
+
+@pytest.mark.parametrize("campaign_ids", [False, True], ids=["every-campaign", "campaign_ids"])
+def test_given_both_streams_when_read_then_campaigns_are_listed_once_and_emitted_as_the_manifest_does(
+    tmp_path: Path, campaign_ids: bool
+) -> None:
+    with Sandbox(today=utc_today(), campaigns=250, rate_limit_per_minute=0, rate_limit_per_hour=0) as sandbox:
+        connector = Connector(sandbox, tmp_path)
+        wanted = [c["campaignId"] for c in sandbox.campaigns()[1:250:50]] if campaign_ids else None
+        config = connector.config(campaign_ids=wanted, start_date=sandbox.app.today().isoformat())
+        run = connector.read(config, streams=(CAMPAIGNS, ENGAGEMENT)).assert_ok()
+        listing = [e for e in sandbox.requests() if e["path"] == "/v1/campaigns"]
+        # The manifest's own stream, read by the CDK in-process: the definition the fast path follows.
+        manifest = YamlDeclarativeSource(path_to_yaml=str(MANIFEST), config=config)
+        cdk = read(manifest, config, CatalogBuilder().with_stream(CAMPAIGNS, SyncMode.full_refresh).build())
+
+    assert sorted(int(e["query"]["page"]) for e in listing) == [1, 2, 3]  # one pass over 3 pages
+    assert run.stream_records(CAMPAIGNS) == [m.record.data for m in cdk.records]
+    assert len(run.stream_records(CAMPAIGNS)) == (len(wanted) if wanted else 250)
+    messages = _campaigns_stream_messages(run)
+    statuses = [m["trace"]["stream_status"]["status"] for m in messages if m["type"] == "TRACE"]
+    assert statuses == ["STARTED", "RUNNING", "COMPLETE"]
+    state = next(m["state"] for m in messages if m["type"] == "STATE")
+    assert state["sourceStats"]["recordCount"] == len(run.stream_records(CAMPAIGNS))
+
+
+def test_given_both_streams_when_read_then_the_cdk_is_never_imported(
+    sandbox: Sandbox, connector: Connector
+) -> None:
+    probe = (
+        "import sys; from source_soundlink import read_command; code = read_command.main(sys.argv[1:]); "
+        "print(sorted(m for m in sys.modules if m.startswith('airbyte_cdk'))[:3], file=sys.stderr); "
+        "sys.exit(code)"
+    )
+    argv = connector.argv("read", connector.config(), catalog(CAMPAIGNS, ENGAGEMENT))[1:]
+    run = connector.run(argv, sandbox.api_key, command=[sys.executable, "-c", probe]).assert_ok()
+
+    assert run.stream_records(CAMPAIGNS) and run.records
+    assert run.stderr.strip().endswith(b"[]"), run.stderr[-500:]

@@ -1,19 +1,20 @@
 """`source-soundlink read`: the sync's hot path, without the CDK's per-record machinery.
 
-Engagement rows go from the socket to stdout as bytes (engagement.EngagementExport). airbyte-cdk (about
-1 s and 78 MiB to import) is loaded only when the catalog also selects `campaigns`, the one stream the
-CDK reads from the manifest.
+Both streams are read by engagement.EngagementExport (the `campaigns` records come from the listing it
+makes anyway), whose messages go to stdout as bytes; airbyte-cdk (about 1 s and 78 MiB to import) is never
+loaded. SIGTERM and SIGINT cancel the sync gracefully (cancel.py): a last STATE, then exit 143 or 130.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any, BinaryIO
 
 import orjson
 
-from source_soundlink import protocol
+from source_soundlink import cancel, protocol
 from source_soundlink.clock import SYSTEM_CLOCK, Clock
 from source_soundlink.config import ConfigError, SoundlinkConfig
 from source_soundlink.engagement import EngagementExport, SyncFailed, read_state
@@ -23,9 +24,29 @@ STREAMS = protocol.STREAMS
 RECORD_PREFIX = b'{"type":"RECORD"'
 
 
+class _Stdout:
+    """stdout through os.write, looping until every byte is out. CPython's BufferedWriter can drop the rest
+    of a write to a full pipe that a signal interrupts part-way (write(2) returns a partial count), which a
+    SIGTERM handler makes likely: half a RECORD line, then the next message (reproduced on 3.11)."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+        return len(data)
+
+    def flush(self) -> None:
+        pass  # nothing is buffered
+
+
 def main(argv: list[str], out: BinaryIO | None = None, clock: Clock = SYSTEM_CLOCK) -> int:
     """Run `read` with `argv`, writing messages to `out`; `clock` times every wait (tests fake it)."""
-    out = out or sys.stdout.buffer
+    if out is None:
+        sys.stdout.flush()
+        out = _Stdout(sys.stdout.fileno())  # type: ignore[assignment]
     parser = argparse.ArgumentParser(prog="source-soundlink read")
     parser.add_argument("--config", required=True)
     parser.add_argument("--catalog", required=True)
@@ -38,38 +59,36 @@ def main(argv: list[str], out: BinaryIO | None = None, clock: Clock = SYSTEM_CLO
         key = raw_config.get("api_key") if isinstance(raw_config, dict) else None
         secret = key if isinstance(key, str) else ""
         config = SoundlinkConfig.from_mapping(raw_config)
-        catalog = _load_json(args.catalog, "catalog")
-        if not isinstance(catalog, dict) or not all(
-            isinstance(e, dict) for e in catalog.get("streams") or []
-        ):
-            raise ConfigError(f"The catalog file {args.catalog} is not a ConfiguredAirbyteCatalog object.")
-        selected = {_stream_name(entry): entry for entry in (catalog.get("streams") or [])}
-        unknown = sorted(set(selected) - set(STREAMS))
-        if unknown:
-            raise ConfigError(
-                f"The catalog selects unknown streams {unknown}; this source has {list(STREAMS)}."
-            )
+        selected = _selected_streams(args.catalog)
         engagement = selected.get(protocol.ENGAGEMENT_STREAM)
-        incremental = bool(engagement) and engagement.get("sync_mode") == "incremental"
-        stream_state = read_state(_load_state(args.state)) if args.state and incremental else None
+        full_refresh = bool(engagement) and engagement.get("sync_mode") != "incremental"
+        # A full refresh reads the state too: a retried attempt resumes from its failed attempt's state.
+        stream_state = read_state(_load_state(args.state)) if args.state and engagement else None
     except ConfigError as error:
         out.write(_mask_line(protocol.error_trace(str(error), CONFIG_ERROR), secret))
         return 1
+    if not selected:
+        return 0
 
-    campaigns_ok = True
+    token = cancel.CancelToken()
+    restore = cancel.install(token)  # from here on, SIGTERM/SIGINT end the sync with a last STATE
+    streams = tuple(selected)
+    export = EngagementExport(
+        config,
+        stream_state,
+        args.debug,
+        clock=clock,
+        streams=streams,
+        full_refresh_mode=full_refresh,
+        cancel=token,
+    )
     try:
-        if protocol.CAMPAIGNS_STREAM in selected:
-            # A failed campaigns stream does not stop the engagement stream (a key without campaigns:read
-            # can still export configured campaign_ids); the sync still fails at the end.
-            campaigns_ok = _read_campaigns_with_cdk(raw_config, catalog, out)
-        if engagement:
-            export = EngagementExport(config, stream_state, debug=args.debug, clock=clock)
-            for chunk in export.messages():
-                out.write(chunk)
-                if not chunk.startswith(RECORD_PREFIX):
-                    out.flush()  # STATE, logs (a budget wait's too) and traces reach the platform at once
+        for chunk in export.messages():
+            out.write(chunk)
+            if not chunk.startswith(RECORD_PREFIX):
+                out.flush()  # STATE, logs (a budget wait's too) and traces reach the platform at once
     except SyncFailed as failure:
-        trace = protocol.error_trace(str(failure), failure.failure_type, stream=protocol.ENGAGEMENT_STREAM)
+        trace = protocol.error_trace(str(failure), failure.failure_type, stream=failure.stream)
         out.write(_mask_line(trace, secret))
         return 1
     except Exception as exc:  # never a silent crash: a TRACE error Airbyte can show, the key masked
@@ -77,31 +96,25 @@ def main(argv: list[str], out: BinaryIO | None = None, clock: Clock = SYSTEM_CLO
         return 1
     finally:
         out.flush()
-    return 0 if campaigns_ok else 1
+        restore()
+    if export.cancelled:
+        code = cancel.exit_code(export.cancelled)
+        if export.abandoned:
+            os._exit(code)  # a worker still blocked on a socket must not hold the exit past the grace period
+        return code
+    return 0
 
 
-def _read_campaigns_with_cdk(raw_config: dict[str, Any], raw_catalog: dict[str, Any], out: BinaryIO) -> bool:
-    """Read `campaigns` through the CDK; False if it failed (the CDK already emitted its error trace)."""
-    from airbyte_cdk.logger import init_logger
-    from airbyte_cdk.models import AirbyteMessageSerializer, ConfiguredAirbyteCatalogSerializer
-    from airbyte_cdk.utils.airbyte_secrets_utils import update_secrets
-    from airbyte_cdk.utils.traced_exception import AirbyteTracedException
-
-    from source_soundlink.source import SourceSoundlink
-
-    secret = raw_config["api_key"]
-    update_secrets([secret])  # the CDK's log formatter masks it too
-    streams = [s for s in raw_catalog["streams"] if _stream_name(s) == protocol.CAMPAIGNS_STREAM]
-    catalog = ConfiguredAirbyteCatalogSerializer.load({**raw_catalog, "streams": streams})
-    source = SourceSoundlink(catalog, raw_config, None)
-    try:
-        for message in source.read(init_logger("airbyte"), raw_config, catalog, []):
-            out.write(_mask_line(orjson.dumps(AirbyteMessageSerializer.dump(message)), secret) + b"\n")
-    except AirbyteTracedException:
-        return False
-    finally:
-        out.flush()
-    return True
+def _selected_streams(path: str) -> dict[str, Any]:
+    """The catalog's entries by stream name; ConfigError if it is not a catalog of this source's streams."""
+    catalog = _load_json(path, "catalog")
+    if not isinstance(catalog, dict) or not all(isinstance(e, dict) for e in catalog.get("streams") or []):
+        raise ConfigError(f"The catalog file {path} is not a ConfiguredAirbyteCatalog object.")
+    selected = {_stream_name(entry): entry for entry in (catalog.get("streams") or [])}
+    unknown = sorted(set(selected) - set(STREAMS))
+    if unknown:
+        raise ConfigError(f"The catalog selects unknown streams {unknown}; this source has {list(STREAMS)}.")
+    return selected
 
 
 def _stream_name(entry: Any) -> str:

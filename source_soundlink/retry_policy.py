@@ -42,8 +42,9 @@ class RetryPolicy:
     # Soundlink's quota window: a key refused (429) for longer, or asked to wait longer, is being used up
     # by another client of the same key. The export heartbeats while it waits this long.
     max_retry_after_s: int = 3600
-    # The CDK's `campaigns` stream sleeps without a heartbeat: it waits out at most this long (half of
-    # metadata.yaml's maxSecondsBetweenMessages) and fails beyond it.
+    # The manifest's `campaigns` stream, wherever the CDK runs it on its own (the connector's reads emit
+    # that stream from the export's listing), sleeps without a heartbeat: it waits out at most this long
+    # (half of metadata.yaml's maxSecondsBetweenMessages) and fails beyond it.
     max_silent_retry_after_s: int = 600
     max_refusals: int = 10  # 429s in a row to requests sent after the key was known to be refused
 

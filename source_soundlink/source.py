@@ -1,10 +1,11 @@
 """SourceSoundlink: the manifest's declarative core plus the Python engagement stream, for the CDK.
 
-The CDK runs spec, discover and the `campaigns` stream from manifest.yaml. `campaign_engagement_daily`
-is read by engagement.EngagementExport; this class adds it to the catalog and adapts its byte messages to
-AirbyteMessage objects for in-process callers (the CDK's test harness, the standard tests). The
-`source-soundlink read` command does not come through here for that stream: read_command.py writes the
-export's bytes straight to stdout.
+The CDK runs spec and discover from manifest.yaml (which defines the `campaigns` stream and both schemas).
+Both streams are read by engagement.EngagementExport, the `campaigns` records from the listing it makes
+anyway (one pass over /v1/campaigns, inside the request budget); this class adds the engagement stream to
+the catalog and adapts the export's byte messages to AirbyteMessage objects for in-process callers (the
+CDK's test harness, the standard tests), so both read paths emit the same messages. The
+`source-soundlink read` command does not come through here: read_command.py writes the bytes to stdout.
 """
 
 from __future__ import annotations
@@ -94,36 +95,21 @@ class SourceSoundlink(YamlDeclarativeSource):
         catalog: ConfiguredAirbyteCatalog,
         state: list[AirbyteStateMessage] | None = None,
     ) -> Iterator[AirbyteMessage]:
-        if config and not self._config:
-            # The CDK builds streams from the config given to the constructor, not to read().
-            yield from SourceSoundlink(catalog, config, state).read(logger, config, catalog, state)
-            return
+        streams = [s.stream.name for s in catalog.streams]
         engagement = [s for s in catalog.streams if s.stream.name == ENGAGEMENT_STREAM]
-        others = [s for s in catalog.streams if s.stream.name != ENGAGEMENT_STREAM]
-        campaigns_failure = None
-        if others:
-            # As in read_command: a failed campaigns stream does not stop the engagement stream.
-            try:
-                yield from super().read(logger, config, ConfiguredAirbyteCatalog(streams=others), state)
-            except AirbyteTracedException as failure:
-                campaigns_failure = failure
-        if engagement:
-            yield from self._read_engagement(config, engagement[0].sync_mode, state)
-        if campaigns_failure:
-            raise campaigns_failure
-
-    def _read_engagement(
-        self, config: Mapping[str, Any], sync_mode: SyncMode, state: list[AirbyteStateMessage] | None
-    ) -> Iterator[AirbyteMessage]:
+        full_refresh = bool(engagement) and engagement[0].sync_mode != SyncMode.incremental
         raw_state = [AirbyteStateMessageSerializer.dump(message) for message in state or []]
         try:
             soundlink_config = SoundlinkConfig.from_mapping(dict(config))
-            stream_state = read_state(raw_state) if sync_mode == SyncMode.incremental else None
+            # A full refresh reads the state too: a retried attempt resumes from its failed attempt's.
+            stream_state = read_state(raw_state) if engagement else None
         except ConfigError as error:
             raise AirbyteTracedException(
                 str(error), str(error), failure_type=FailureType.config_error
             ) from None
-        export = EngagementExport(soundlink_config, stream_state)
+        export = EngagementExport(
+            soundlink_config, stream_state, streams=streams, full_refresh_mode=full_refresh
+        )
         try:
             for chunk in export.messages():
                 for line in chunk.splitlines():

@@ -17,7 +17,7 @@ WINDOW = Window("camp_a", date(2026, 3, 1), date(2026, 3, 5))
 def decode(chunks: list[bytes], progress: WindowProgress | None = None) -> tuple[list[dict], int]:
     """The rows of the RECORD messages the decoder emits for `chunks`, and the rows the body held."""
     emitted: list[bytes] = []
-    decoder = JsonlDecoder(lambda data, count: emitted.append(data))
+    decoder = JsonlDecoder(lambda data, count, window, progress: emitted.append(data))
     held = decoder.decode(chunks, WINDOW, progress or WindowProgress(), str(WINDOW))
     records = [orjson.loads(line)["record"]["data"] for data in emitted for line in data.splitlines()]
     return records, held

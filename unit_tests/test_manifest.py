@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 from airbyte_cdk.models import SyncMode
+from airbyte_cdk.sources.declarative.yaml_declarative_source import YamlDeclarativeSource
 from airbyte_cdk.test.catalog_builder import CatalogBuilder, ConfiguredAirbyteStreamBuilder
 from airbyte_cdk.test.entrypoint_wrapper import read
 from airbyte_cdk.test.mock_http import HttpMocker, HttpRequest, HttpResponse
@@ -111,5 +112,7 @@ def test_campaigns_url_is_the_api_root_plus_the_route(base_url: str | None, expe
             ),
             _page([campaign]),
         )
-        output = read(SourceSoundlink(config=config), config, _campaigns_catalog())
+        # The manifest's own stream (SourceSoundlink reads `campaigns` from the export's listing instead).
+        manifest = YamlDeclarativeSource(path_to_yaml=str(MANIFEST), config=config)
+        output = read(manifest, config, _campaigns_catalog())
     assert [record.record.data["campaignId"] for record in output.records] == ["camp_1"], output.errors

@@ -282,7 +282,7 @@ class Windows:
     def __init__(self) -> None:
         self.read: list[Window] = []
 
-    def read_window(self, window: Window) -> WindowProgress:
+    def read_window(self, window: Window, resume: Any = None) -> WindowProgress:
         self.read.append(window)
         first, last = window.start.isoformat(), window.end.isoformat()
         return WindowProgress(first_date=first, last_date=last, rows_emitted=window.days)

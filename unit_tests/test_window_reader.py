@@ -30,7 +30,7 @@ class Reading:
         self.other: list[dict[str, Any]] = []
         self.logs: list[str] = []
         client = SoundlinkClient(SoundlinkConfig.from_mapping(b.config(**config)), self.log, clock=clock)
-        decoder = JsonlDecoder(lambda data, count: self.records.extend(_data(data)))
+        decoder = JsonlDecoder(lambda data, count, window, progress: self.records.extend(_data(data)))
         context = config.get("engagement_context")
         self.reader = WindowReader(
             client,

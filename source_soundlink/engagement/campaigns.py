@@ -1,14 +1,14 @@
 """Which campaigns a sync reads: the campaign object, listing every page, and lookups of configured ids.
 
-The CDK reads the `campaigns` stream from the manifest, but the engagement export needs the list itself
-(ids, start dates, status, updatedAt) before its first window, with its own errors: a key without
-campaigns:read can still export configured campaign_ids, and a configured id the listing lacks is looked
-up so that its 404 names it.
+The engagement export needs the list itself (ids, start dates, status, updatedAt) before its first window,
+with its own errors: a key without campaigns:read can still export configured campaign_ids, and a
+configured id the listing lacks is looked up so that its 404 names it. The same pass keeps the listed items
+for the `campaigns` stream (Listing, campaigns_stream.py), so a sync lists the campaigns once.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -53,12 +53,27 @@ class Campaign:
         return self.status in TERMINAL_STATUSES
 
 
-def resolve_campaigns(client: SoundlinkClient, config: SoundlinkConfig, log: Logger) -> list[Campaign]:
-    """The campaigns to sync: all the key can list, or the configured campaign_ids (each one checked)."""
+@dataclass
+class Listing:
+    """The listing's items as the `campaigns` stream emits them (the manifest's record filter applied), so
+    a sync that selects both streams lists the campaigns once. `error` says why there are none."""
+
+    items: list[dict[str, Any]] = field(default_factory=list)
+    complete: bool = False  # every page was read
+    error: SoundlinkError | None = None
+
+
+def resolve_campaigns(
+    client: SoundlinkClient, config: SoundlinkConfig, log: Logger, listing: Listing | None = None
+) -> list[Campaign]:
+    """The campaigns to sync: all the key can list, or the configured campaign_ids (each one checked).
+    With `listing`, the listed items are kept there for the campaigns stream."""
     wanted = config.campaign_ids
     try:
-        listed = _list_campaigns(client)
+        listed = _list_campaigns(client, listing)
     except SoundlinkError as error:
+        if listing is not None:
+            listing.error = error
         if error.code == "insufficient_scope" and wanted and config.start_date:
             log(
                 "WARN",
@@ -74,8 +89,9 @@ def resolve_campaigns(client: SoundlinkClient, config: SoundlinkConfig, log: Log
     return [by_id.get(cid) or _campaign(client, cid) for cid in wanted]
 
 
-def _list_campaigns(client: SoundlinkClient) -> list[Campaign]:
+def _list_campaigns(client: SoundlinkClient, listing: Listing | None = None) -> list[Campaign]:
     campaigns: list[Campaign] = []
+    wanted = set(client.config.campaign_ids or ())
     page = 1
     while True:
         params = {"page": page, "pageSize": PAGE_SIZE, "sortBy": "createdAt", "sortOrder": "asc"}
@@ -87,7 +103,11 @@ def _list_campaigns(client: SoundlinkClient) -> list[Campaign]:
         if not isinstance(items, list) or not isinstance(total_pages, int):
             raise _not_documented(what, body, "no data.items list or data.pagination.totalPages number")
         campaigns.extend(_campaign_from(item, what, body) for item in items)
+        if listing is not None:
+            listing.items.extend(i for i in items if not wanted or i["campaignId"] in wanted)
         if page >= total_pages:
+            if listing is not None:
+                listing.complete = True
             return campaigns
         page += 1
 

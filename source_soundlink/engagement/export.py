@@ -1,19 +1,26 @@
-"""Orchestration of a `campaign_engagement_daily` read: workers, the output queue, STATE, cancel, stats.
+"""Orchestration of a read: the tasks on a thread pool, the consumer of their queue, STATE, cancel, stats.
 
 Why not the CDK's concurrent read path (ConcurrentReadProcessor, PartitionReader): it builds a Record
 object and an AirbyteMessage per row (tens of times our CPU per row; benchmarks/ measures it against a
 plain orjson loop) and checkpoints per-partition state that cannot express our cursor (cursor.py). The
-shape is the same: one
-worker per campaign in flight reads its windows in order and queues records, then a checkpoint per
-complete window, then a completion sentinel; the consumer, the only writer of the stream state, turns
-checkpoints into STATE, so STATE always follows the records it covers and carries their exact count.
-state_emitter.py decides when a STATE goes out (throttled, heartbeats while the sync waits); the campaign
-listing runs on a worker too, so the consumer can heartbeat while it pages or waits.
+shape is the same: one worker per campaign in flight reads its windows in order and queues records, then
+a checkpoint per complete window, then a completion sentinel (workers.py); the consumer here, the only
+writer of the stream state, turns checkpoints into STATE, so STATE always follows the records it covers
+and carries their exact count. state_emitter.py decides when a STATE goes out (throttled, heartbeats
+while the sync waits); the campaign listing runs on a worker too, so the consumer can heartbeat while it
+pages or waits.
 
-The pieces: campaigns.py lists the campaigns; span_reader.py reads one campaign (cursor.py decides its
-first day and its next state, partitioner.py cuts the days into windows); window_reader.py reads one
-window and jsonl_decoder.py turns its body into RECORD bytes. The sync's `today` (Soundlink's date or the
-host's) is decided once, here, after the listing, and handed to the span readers.
+The `campaigns` stream is emitted from that same listing when the catalog selects it (campaigns_stream.py
+builds its messages): one pass over /v1/campaigns per sync, through the one request budget, with the
+heartbeat running, and no CDK import. A cancel (cancel.py) stops new requests, lets the windows in flight
+finish for a few seconds, and ends with one STATE covering every complete window. A full refresh resumes
+from the state of its interrupted attempt (full_refresh.py).
+
+The pieces: workers.py runs the tasks and is their end of the queue; campaigns.py lists the campaigns;
+span_reader.py reads one campaign (cursor.py decides its first day and its next state, partitioner.py
+cuts the days into windows); window_reader.py reads one window and jsonl_decoder.py turns its body into
+RECORD bytes. The sync's `today` (Soundlink's date or the host's) is decided once, here, after the
+listing, and handed to the span readers.
 """
 
 from __future__ import annotations
@@ -21,38 +28,49 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date
+from time import monotonic as wall_clock  # the cancel's grace period: real seconds, whatever the clock
 from typing import Any
 
+import source_soundlink.engagement.campaigns_stream as campaigns_stream
 import source_soundlink.engagement.cursor as cursor
 from source_soundlink import protocol
+from source_soundlink.cancel import CancelToken
 from source_soundlink.client import SoundlinkClient
 from source_soundlink.clock import SYSTEM_CLOCK, Clock
 from source_soundlink.config import SoundlinkConfig
-from source_soundlink.engagement.campaigns import Campaign, resolve_campaigns
-from source_soundlink.engagement.cursor import CampaignState
+from source_soundlink.engagement.campaigns import Campaign, Listing
+from source_soundlink.engagement.full_refresh import Resumption
 from source_soundlink.engagement.jsonl_decoder import JsonlDecoder
 from source_soundlink.engagement.partitioner import DateSlicingPartitioner
 from source_soundlink.engagement.span_reader import CampaignSpanReader
 from source_soundlink.engagement.state_emitter import HEARTBEAT_S, STATE_INTERVAL_S, StateEmitter
 from source_soundlink.engagement.window_reader import WindowReader
-from source_soundlink.errors import CONFIG_ERROR, SYSTEM_ERROR, SoundlinkError
-from source_soundlink.protocol import Logger
+from source_soundlink.engagement.workers import (
+    DONE,
+    FLUSH,
+    WAKE,
+    Cancelled,
+    Checkpoint,
+    Listed,
+    Records,
+    Workers,
+)
+from source_soundlink.errors import CONFIG_ERROR, SoundlinkError
 from source_soundlink.retry_policy import DEFAULT_POLICY, RetryPolicy
 
-_DONE = object()  # a worker's completion sentinel
-_FLUSH = object()  # a worker starts a long wait: checkpoint what is complete before it
-LONG_WAIT_S = 10.0  # a wait at least this long flushes the state first
+CANCEL_GRACE_S = 5.0  # after a cancel, windows in flight may finish for this long (wall clock)
 
 
 class SyncFailed(Exception):
     """The sync could not complete; `errors` say why. State already emitted stays valid."""
 
-    def __init__(self, errors: list[SoundlinkError]) -> None:
+    def __init__(self, errors: list[SoundlinkError], stream: str = protocol.ENGAGEMENT_STREAM) -> None:
         self.errors = errors
+        self.stream = stream
         first = errors[0]
         self.failure_type = (
             CONFIG_ERROR if any(e.failure_type == CONFIG_ERROR for e in errors) else first.failure_type
@@ -65,30 +83,21 @@ class SyncFailed(Exception):
 
 
 @dataclass
-class _Records:
-    data: bytes  # newline-terminated RECORD messages
-    count: int
+class _Run:
+    """What the consumer knows of the sync so far (only the consumer thread touches it)."""
 
-
-@dataclass
-class _Checkpoint:
-    campaign_id: str
-    campaign_state: CampaignState
-    rows: int
-
-
-@dataclass
-class _Listed:
-    campaigns: list[Campaign] | None  # None: the listing failed with `error`
-    error: SoundlinkError | None = None
-
-
-class _Cancelled(Exception):
-    pass
+    emitter: StateEmitter
+    started: float
+    campaigns_pending: bool  # the campaigns stream's messages wait for the listing
+    pending: int = 1  # tasks whose DONE has not arrived: the listing, then one per campaign
+    running_sent: bool = False
+    listing_error: SoundlinkError | None = None
+    campaigns_error: SoundlinkError | None = None
+    grace_ends: float | None = None  # set by a cancel (wall clock): windows in flight may finish until then
 
 
 class EngagementExport:
-    """Reads campaign_engagement_daily; `messages()` yields Airbyte messages as newline-terminated bytes."""
+    """Reads the selected streams; `messages()` yields Airbyte messages as newline-terminated bytes."""
 
     def __init__(
         self,
@@ -99,206 +108,191 @@ class EngagementExport:
         clock: Clock = SYSTEM_CLOCK,
         state_interval_s: float = STATE_INTERVAL_S,
         heartbeat_s: float = HEARTBEAT_S,
+        streams: Collection[str] = (protocol.ENGAGEMENT_STREAM,),
+        full_refresh_mode: bool = False,
+        cancel: CancelToken | None = None,
     ) -> None:
         """`clock` times every wait (budget, Retry-After, backoff) and, with `state_interval_s` and
-        `heartbeat_s`, the STATE pacing (state_emitter.py); tests pass fake or shortened ones."""
+        `heartbeat_s`, the STATE pacing (state_emitter.py); tests pass fake or shortened ones.
+        `streams`: the selected streams of this source (engagement, campaigns or both); `full_refresh_mode`:
+        the engagement stream is read in full refresh, resuming from `stream_state` only if a full refresh
+        wrote it; `cancel`: set by a SIGTERM/SIGINT handler (read_command.py) to end the sync gracefully."""
         self.config = config
-        self._debug = debug
+        self._engagement = protocol.ENGAGEMENT_STREAM in streams
+        self._listing = Listing() if protocol.CAMPAIGNS_STREAM in streams else None
+        self._full_refresh = Resumption(stream_state) if full_refresh_mode else None
+        if self._full_refresh:
+            stream_state = self._full_refresh.stream_state  # None unless a full refresh wrote it
+        self._cancel = cancel or CancelToken()
+        self.cancelled: str | None = None  # the signal that cancelled the sync, once it has
+        self.abandoned = False  # a worker was still busy when the cancel's grace period ended
         self._clock = clock
         self._state_pacing = (state_interval_s, heartbeat_s)
-        self._out: queue.Queue[Any] = queue.Queue(maxsize=16)  # ~16 chunks of output: memory stays flat
-        self._cancelled = threading.Event()  # stop new work: a refused key, or the consumer is gone
-        self._consumer_gone = threading.Event()  # nobody reads the queue any more
-        self.client = SoundlinkClient(config, self.log, policy, clock, wait=self._wait)
-        self._state = cursor.campaign_states(stream_state)
-        self._lock = threading.Lock()
-        self._errors: list[SoundlinkError] = []
+        state = cursor.campaign_states(stream_state)
+        self._workers = workers = Workers(config, state, clock, debug, self._full_refresh)
+        self.client = SoundlinkClient(config, workers.log, policy, clock, wait=workers.wait)
         self._partitioner = DateSlicingPartitioner(config.window_size_days)
-        decoder = JsonlDecoder(lambda data, count: self._put(_Records(data, count)))
         self._reader = WindowReader(
-            self.client, decoder, config.engagement_context, self._put, self.log, self._wait, clock
+            self.client,
+            JsonlDecoder(workers.records),
+            config.engagement_context,
+            workers.put,
+            workers.log,
+            workers.wait,
+            clock,
         )
-        self.stats = {"rows": 0, "windows": 0, "export_requests": 0, "campaigns": 0, "settled": 0, "idle": 0}
+        self.stats = workers.stats
 
     # -- the generator the entrypoints consume ---------------------------------------------------------
 
     def messages(self) -> Iterator[bytes]:
-        stream = protocol.ENGAGEMENT_STREAM
-        started = self._clock.now()
-        yield protocol.stream_status(stream, "STARTED")
+        workers = self._workers
         emitter = StateEmitter(*self._state_pacing, clock=self._clock.now)
-        listing_error: SoundlinkError | None = None
-        running_sent = False
-        pending = 1  # tasks whose _DONE has not arrived: the listing, then one per campaign
-        with ThreadPoolExecutor(max_workers=self.config.num_workers, thread_name_prefix="soundlink") as pool:
-            pool.submit(self._run_listing)
-            try:
-                while pending:
-                    timeout = self._clock.real_seconds(max(0.0, emitter.seconds_until_due()))
-                    try:
-                        item = self._out.get(timeout=timeout)
-                    except queue.Empty:
-                        item = None  # nothing arrived: a heartbeat or a deferred checkpoint may be due
-                    force = False
-                    if item is None:
-                        pass
-                    elif item is _DONE:
-                        pending -= 1
-                    elif type(item) is _Records:
-                        if not running_sent:
-                            running_sent = True
-                            yield protocol.stream_status(stream, "RUNNING")
-                        emitter.records(item.count)
-                        yield item.data
-                    elif type(item) is _Checkpoint:
-                        with self._lock:
-                            self._state[item.campaign_id] = item.campaign_state
-                            self.stats["windows"] += 1
-                            self.stats["rows"] += item.rows
-                        emitter.checkpoint()
-                    elif item is _FLUSH:
-                        force = emitter.changed
-                    elif type(item) is _Listed:
-                        if item.campaigns is None:
-                            listing_error = item.error
-                        else:
-                            yield from self._start_campaigns(item.campaigns, pool)
-                            pending += len(item.campaigns)
-                    else:
-                        yield item
-                    if force or emitter.due():
-                        yield self._state_message(emitter.emitted())
-            finally:
-                self._consumer_gone.set()  # a consumer that stops early must not leave workers blocked
-                self._cancelled.set()
-                while pending:
-                    if self._out.get() is _DONE:
-                        pending -= 1
-        if listing_error is not None:  # no campaign was read: the state handed in stands
+        run = _Run(emitter, self._clock.now(), campaigns_pending=self._listing is not None)
+        yield from self._started_messages()
+        threading.Thread(target=self._watch_cancel, name="soundlink-cancel", daemon=True).start()
+        pool = ThreadPoolExecutor(max_workers=self.config.num_workers, thread_name_prefix="soundlink")
+        pool.submit(workers.run_listing, self.client, self._listing)
+        try:
+            while run.pending:
+                timeout = self._timeout(run)
+                if run.grace_ends is not None and timeout is not None and timeout <= 0:
+                    self.abandoned = True  # a body still streams: its window is read again next sync
+                    break
+                try:
+                    item = workers.out.get(timeout=timeout)
+                except queue.Empty:
+                    item = None  # nothing arrived: a heartbeat or a deferred checkpoint may be due
+                force = item is FLUSH and emitter.changed
+                yield from self._take(item, run, pool)
+                if run.grace_ends is None and self._engagement and (force or emitter.due()):
+                    yield self._state_message(emitter.emitted())
+        finally:
+            workers.consumer_gone.set()  # a consumer that stops early must not leave workers blocked
+            workers.stopped.set()
+            self._cancel.release()
+            while run.pending and not self.abandoned:
+                if workers.out.get() is DONE:
+                    run.pending -= 1
+            pool.shutdown(wait=not self.abandoned, cancel_futures=True)
+        yield from self._ending(run)
+
+    def _started_messages(self) -> Iterator[bytes]:
+        if self._listing is not None:
+            yield protocol.stream_status(protocol.CAMPAIGNS_STREAM, "STARTED")
+        if self._engagement:
+            yield protocol.stream_status(protocol.ENGAGEMENT_STREAM, "STARTED")
+            if self._full_refresh and self._full_refresh.note:
+                yield self._workers.log_line("INFO", self._full_refresh.note)
+
+    def _timeout(self, run: _Run) -> float | None:
+        """How long the consumer waits for the next item (None: until one comes); a cancel starts its grace
+        period, timed on the wall (as the platform's kill after a SIGTERM is), whatever the sync's clock."""
+        if run.grace_ends is None and self._cancel.reason is not None:
+            self.cancelled = self._cancel.reason
+            self._workers.stopped.set()  # no new window, no new request; waits end at once
+            run.grace_ends = wall_clock() + CANCEL_GRACE_S
+        if run.grace_ends is not None:
+            return run.grace_ends - wall_clock()
+        if not self._engagement:
+            return None  # only the engagement stream heartbeats (the campaigns stream has no state to repeat)
+        return self._clock.real_seconds(max(0.0, run.emitter.seconds_until_due()))
+
+    def _take(self, item: Any, run: _Run, pool: ThreadPoolExecutor) -> Iterator[bytes]:
+        """Act on one item of the output queue (None: the wait for one timed out)."""
+        if item is None or item is WAKE or item is FLUSH:
+            return
+        if item is DONE:
+            run.pending -= 1
+        elif type(item) is Records:
+            if not run.running_sent:
+                run.running_sent = True
+                yield protocol.stream_status(protocol.ENGAGEMENT_STREAM, "RUNNING")
+            run.emitter.records(item.count)
+            yield item.data
+            if item.partial is not None and self._full_refresh:
+                self._full_refresh.emitted(item.campaign_id, item.partial)  # once its rows went out
+        elif type(item) is Checkpoint:
+            with self._workers.lock:
+                self._workers.state[item.campaign_id] = item.campaign_state
+                self.stats["windows"] += 1
+                self.stats["rows"] += item.rows
+            if self._full_refresh:
+                self._full_refresh.completed(item.campaign_id)
+            run.emitter.checkpoint()
+        elif type(item) is Listed:
+            if self._listing is not None:
+                run.campaigns_pending = False
+                out, run.campaigns_error = campaigns_stream.messages(self._listing, item.error)
+                yield out
+            if item.campaigns is None:
+                run.listing_error = item.error
+            elif self._engagement and run.grace_ends is None:
+                yield from self._start_campaigns(item.campaigns, pool)
+                run.pending += len(item.campaigns)
+        else:
+            yield item
+
+    def _ending(self, run: _Run) -> Iterator[bytes]:
+        """The sync's last messages: its STATE, statuses and summary, or the failure it raises."""
+        stream, errors = protocol.ENGAGEMENT_STREAM, self._workers.errors
+        if run.campaigns_pending:  # cancelled before the listing ended
+            yield protocol.stream_status(protocol.CAMPAIGNS_STREAM, "INCOMPLETE")
+        if self.cancelled:
+            if self._engagement:
+                yield self._state_message(run.emitter.emitted())
+                yield protocol.stream_status(stream, "INCOMPLETE")
+            yield _cancel_summary(self.cancelled, self.stats, self.abandoned, errors)
+            return
+        campaigns_failure = [run.campaigns_error] if run.campaigns_error else []
+        if not self._engagement:
+            if campaigns_failure:
+                raise SyncFailed(campaigns_failure, protocol.CAMPAIGNS_STREAM)
+            return
+        if run.listing_error is not None:  # no campaign was read: the state handed in stands
             yield protocol.stream_status(stream, "INCOMPLETE")
-            raise SyncFailed([listing_error])
-        yield self._state_message(emitter.emitted())  # the end, or before the failure's trace
-        if self._errors:
+            raise SyncFailed([run.listing_error])
+        yield self._state_message(run.emitter.emitted())  # the end, or before the failure's trace
+        if errors:
             yield protocol.stream_status(stream, "INCOMPLETE")
-            raise SyncFailed(self._errors)
+            raise SyncFailed(errors + campaigns_failure)
         self.stats["export_requests"] = self._reader.requests_sent
-        yield _summary(self.stats, self._clock.now() - started, emitter.emitted_states)
+        yield _summary(self.stats, self._clock.now() - run.started, run.emitter.emitted_states)
         yield protocol.stream_status(stream, "COMPLETE")
+        if campaigns_failure:
+            # A key without campaigns:read still exported the configured campaigns; the sync fails now.
+            raise SyncFailed(campaigns_failure, protocol.CAMPAIGNS_STREAM)
+
+    def _watch_cancel(self) -> None:
+        """Wake the consumer when a cancel is requested (a signal handler must not touch the queue)."""
+        if self._cancel.wait():
+            self._workers.stopped.set()
+            with contextlib.suppress(Cancelled):
+                self._workers.put(WAKE)
 
     def _start_campaigns(self, campaigns: list[Campaign], pool: ThreadPoolExecutor) -> Iterator[bytes]:
         """After the listing: decide the sync's today once, then hand every campaign to a worker."""
+        workers = self._workers
         today, warning = _sync_today(self.config.today, self.client.server_today)
         if warning:
-            yield self._log_line("WARN", warning)
+            yield workers.log_line("WARN", warning)
         self.stats["campaigns"] = len(campaigns)
-        yield self._log_line(
+        yield workers.log_line(
             "INFO",
             f"Syncing engagement of {len(campaigns)} campaigns with up to "
             f"{self.config.num_workers} in parallel.",
         )
-        spans = CampaignSpanReader(replace(self.config, today=today), self._partitioner, self._reader, self)
+        config = replace(self.config, today=today)
+        spans = CampaignSpanReader(config, self._partitioner, self._reader, workers, self._full_refresh)
         for campaign in campaigns:
-            pool.submit(self._run_campaign, spans, campaign)
-
-    def _run_listing(self) -> None:
-        """List the campaigns on a worker, so the consumer keeps heartbeating through budget waits."""
-        try:
-            with contextlib.suppress(_Cancelled):
-                self._put(_listing(self.client, self.config, self.log))
-        finally:
-            self._out.put(_DONE)
-
-    # -- one campaign on a worker: span_reader.py reads it, calling back the methods below ------------------
-
-    def _run_campaign(self, spans: CampaignSpanReader, campaign: Campaign) -> None:
-        try:
-            spans.read(campaign)
-        except _Cancelled:
-            pass
-        except SoundlinkError as error:
-            self._fail(error)
-        except Exception as exc:  # a bug must still fail the sync loudly, with the campaign named
-            self._fail(
-                SoundlinkError(f"Unexpected error on campaign {campaign.campaign_id}: {exc!r}", SYSTEM_ERROR)
-            )
-        finally:
-            self._out.put(_DONE)
-
-    def _fail(self, error: SoundlinkError) -> None:
-        with self._lock:
-            if error.key_refused and any(e.key_refused for e in self._errors):
-                return  # requests in flight when the key was refused fail alike: report it once
-            self._errors.append(error)
-        if error.key_refused:
-            self._cancelled.set()  # the key itself is refused: every other campaign would fail the same way
-
-    def campaign_state(self, campaign_id: str) -> CampaignState | None:
-        with self._lock:
-            return self._state.get(campaign_id)
-
-    def checkpoint(self, campaign_id: str, state: CampaignState, rows: int) -> None:
-        self._put(_Checkpoint(campaign_id, state, rows))
-
-    def stop_if_cancelled(self) -> None:
-        if self._cancelled.is_set():
-            raise _Cancelled
-
-    def tally(self, counter: str) -> None:
-        with self._lock:
-            self.stats[counter] += 1
+            pool.submit(workers.run_campaign, spans, campaign)
 
     def _state_message(self, record_count: int) -> bytes:
-        with self._lock:
-            stream_state = cursor.stream_state(self._state)
+        with self._workers.lock:
+            stream_state = cursor.stream_state(self._workers.state)
+        if self._full_refresh:
+            stream_state = self._full_refresh.mark(stream_state)
         return protocol.state(protocol.ENGAGEMENT_STREAM, stream_state, record_count)
-
-    # -- output ------------------------------------------------------------------------------------------
-
-    def _put(self, item: Any) -> None:
-        while True:
-            if self._consumer_gone.is_set():
-                raise _Cancelled
-            try:
-                self._out.put(item, timeout=0.5)
-                return
-            except queue.Full:
-                continue
-
-    def _wait(self, seconds: float) -> None:
-        """Sleep (budget, Retry-After, backoff) unless the sync is cancelled: a refused key or a consumer
-        that stopped must not keep workers waiting for up to an hour. Before a long wait, the consumer
-        checkpoints what is complete (this worker's windows before it included): a sync killed during the
-        wait then resumes after them. The consumer heartbeats while workers wait."""
-        if seconds >= LONG_WAIT_S:
-            self._put(_FLUSH)
-        self._sleep(seconds)
-
-    def _sleep(self, seconds: float) -> None:
-        if self._clock.wait(seconds, self._cancelled):
-            raise _Cancelled
-
-    def log(self, level: str, message: str) -> None:
-        """Queue a LOG line (from any worker); DEBUG only with --debug."""
-        if level == "DEBUG" and not self._debug:
-            return
-        with contextlib.suppress(_Cancelled):
-            self._put(self._log_line(level, message))
-
-    def _log_line(self, level: str, message: str) -> bytes:
-        return protocol.log(level, message.replace(self.config.api_key, "****"))
-
-
-def _listing(client: SoundlinkClient, config: SoundlinkConfig, log: Logger) -> _Listed:
-    """The campaigns to read, or the error that stopped the listing (a cancelled sync raises)."""
-    try:
-        return _Listed(resolve_campaigns(client, config, log))
-    except _Cancelled:
-        raise
-    except SoundlinkError as error:
-        return _Listed(None, error)
-    except Exception as exc:
-        error = SoundlinkError(f"Unexpected error while listing campaigns: {exc!r}", SYSTEM_ERROR)
-        return _Listed(None, error)
 
 
 def _summary(s: dict[str, int], seconds: float, states: int) -> bytes:
@@ -308,6 +302,19 @@ def _summary(s: dict[str, int], seconds: float, states: int) -> bytes:
         f"({s['settled']} settled, {s['idle']} with nothing new) in {seconds:.1f} s; "
         f"{s['export_requests']} export requests, {states} STATE messages.",
     )
+
+
+def _cancel_summary(reason: str, s: dict[str, int], abandoned: bool, errors: list[SoundlinkError]) -> bytes:
+    """The LOG line a cancelled sync ends with: what its last STATE covers, and what is read again."""
+    message = (
+        f"Sync cancelled ({reason}): the last STATE covers {s['windows']} complete windows "
+        f"({s['rows']} rows) read in this sync; the next sync resumes after them."
+    )
+    if abandoned:
+        message += f" Windows still streaming after {CANCEL_GRACE_S:.0f} s are read again then."
+    if errors:
+        message += f" {len(errors)} campaigns had failed before; the first: {errors[0].message}"
+    return protocol.log("WARN", message)
 
 
 def _sync_today(host_today: date, server_today: date | None) -> tuple[date, str | None]:

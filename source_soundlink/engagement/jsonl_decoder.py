@@ -33,9 +33,10 @@ PRIMARY_KEY = (
 
 class JsonlDecoder:
     """Shared by every worker: a body's state lives in its WindowProgress, none in the decoder.
-    `emit_records` takes RECORD bytes and their row count."""
+    `emit_records` takes RECORD bytes, their row count, the window and its progress including them (a
+    full refresh records how far a window's emitted rows reach)."""
 
-    def __init__(self, emit_records: Callable[[bytes, int], None]) -> None:
+    def __init__(self, emit_records: Callable[[bytes, int, Window, WindowProgress], None]) -> None:
         self._emit_records = emit_records
         self._prefix, self._middle = protocol.record_envelope(protocol.ENGAGEMENT_STREAM)
 
@@ -63,7 +64,8 @@ class JsonlDecoder:
             )
             if emit:
                 progress.rows_emitted += len(emit)
-                self._emit_records(protocol.record_chunk(self._prefix, self._middle, emit), len(emit))
+                records = protocol.record_chunk(self._prefix, self._middle, emit)
+                self._emit_records(records, len(emit), window, progress)
         return rows_in_body
 
     def _validate_lines(

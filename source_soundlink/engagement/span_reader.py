@@ -4,7 +4,8 @@ Why not the CDK's partition reader (PartitionReader over a StreamSlicer's slices
 the cursor's own state and are read independently, while a campaign's windows here depend on each other:
 the span is planned from our cursor (cursor.py), a window the server finds too wide is read again
 narrower (partitioner.py), a campaign that turns out to have delivered late is re-read from its start
-before anything is checkpointed, and a settled campaign stops reading.
+before anything is checkpointed, and a settled campaign stops reading. A resumed full refresh plans from
+its interrupted attempt's state and skips the rows that attempt emitted (full_refresh.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import source_soundlink.engagement.cursor as cursor
 from source_soundlink.config import SoundlinkConfig
 from source_soundlink.engagement.campaigns import Campaign
 from source_soundlink.engagement.cursor import CampaignState
+from source_soundlink.engagement.full_refresh import Resumption
 from source_soundlink.engagement.partitioner import DateSlicingPartitioner
 from source_soundlink.engagement.window_reader import WindowReader
 from source_soundlink.errors import SoundlinkError
@@ -39,7 +41,8 @@ class SpanHost(Protocol):
 
 
 class CampaignSpanReader:
-    """Reads the campaigns of one sync. `config.today` is the sync's today, decided once by the caller."""
+    """Reads the campaigns of one sync. `config.today` is the sync's today, decided once by the caller;
+    `resumption` is given when the sync is a full refresh."""
 
     def __init__(
         self,
@@ -47,17 +50,19 @@ class CampaignSpanReader:
         partitioner: DateSlicingPartitioner,
         reader: WindowReader,
         host: SpanHost,
+        resumption: Resumption | None = None,
     ) -> None:
         self._config = config
         self._partitioner = partitioner
         self._reader = reader
         self._host = host
+        self._resumption = resumption
 
     def read(self, campaign: Campaign) -> None:
         """Read what the campaign's state leaves to read; raise SoundlinkError naming it if that fails."""
         config, host = self._config, self._host
         state = host.campaign_state(campaign.campaign_id)
-        planned = cursor.plan(campaign, config, state)
+        planned = (self._resumption.plan if self._resumption else cursor.plan)(campaign, config, state)
         if planned is None:
             host.tally("settled" if state and state.settled else "idle")
             return
@@ -85,8 +90,9 @@ class CampaignSpanReader:
         windows = self._partitioner.windows(campaign.campaign_id, planned.first, self._config.last_date)
         for window in windows:
             self._host.stop_if_cancelled()
+            resume = self._resumption.resume_point(window) if self._resumption else None
             try:
-                progress = self._reader.read_window(window)
+                progress = self._reader.read_window(window, resume)
             except SoundlinkError as error:
                 if windows.split(window, error):
                     self._host.log(

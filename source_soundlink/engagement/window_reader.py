@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import requests
 
@@ -56,9 +57,15 @@ class WindowReader:
         self._lock = threading.Lock()
         self.requests_sent = 0  # export requests, for the sync's summary
 
-    def read_window(self, window: Window) -> WindowProgress:
-        """Emit every row of `window` once, re-fetching a cut body; raise SoundlinkError if it cannot."""
+    def read_window(self, window: Window, resume: tuple[str, frozenset[Any]] | None = None) -> WindowProgress:
+        """Emit every row of `window` once, re-fetching a cut body; raise SoundlinkError if it cannot.
+
+        `resume` (report_date, keys of that date): rows before that date, or of it with those keys, were
+        emitted by an earlier attempt (full_refresh.py) and are skipped, as after a cut body."""
         progress = WindowProgress()
+        if resume is not None:
+            progress.resume_date, progress.resume_keys = resume
+            progress.last_date, progress.day_keys = resume[0], set(resume[1])
         started = self._clock.now()
         attempt = 0
         while True:
