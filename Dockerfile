@@ -48,7 +48,7 @@ RUN --mount=type=secret,id=ca_bundle \
 RUN printf '%s\n' '#!/usr/bin/env bash' 'set -e' '' 'source-soundlink "$@"' > /entrypoint.sh \
     && chmod 755 /entrypoint.sh
 
-LABEL io.airbyte.version=0.1.0
+LABEL io.airbyte.version=0.2.0
 LABEL io.airbyte.name=airbyte/source-soundlink
 
 USER airbyte

@@ -45,6 +45,15 @@ RUN_TIMEOUT_S = 120
 IMAGE = os.environ.get("SOUNDLINK_IMAGE", "airbyte/source-soundlink:dev")
 IMAGE_BUILD_TIMEOUT_S = 1800
 ROOT = Path(__file__).resolve().parents[1]
+# This checkout's podman settings, written by scripts/build_image.sh (nothing machine-wide).
+PODMAN_DIR = ROOT / "build" / "podman"
+
+
+def use_project_podman_settings() -> None:
+    """Point every podman command of this session (direct, or through scripts/image/docker) at them."""
+    os.environ["CONTAINERS_CONF"] = str(PODMAN_DIR / "containers.conf")  # as build_image.sh uses it
+    if (PODMAN_DIR / "storage.conf").is_file():
+        os.environ["CONTAINERS_STORAGE_CONF"] = str(PODMAN_DIR / "storage.conf")
 
 
 def ensure_image() -> str:
@@ -52,6 +61,7 @@ def ensure_image() -> str:
     if os.environ.get("_SOUNDLINK_IMAGE_READY") == IMAGE:
         return IMAGE
     if os.environ.get("SOUNDLINK_SKIP_IMAGE_BUILD") == "1":
+        use_project_podman_settings()
         podman = shutil.which("podman")
         if not podman or subprocess.run([podman, "image", "exists", IMAGE], check=False).returncode != 0:
             raise AssertionError(
@@ -77,6 +87,7 @@ def ensure_image() -> str:
                 f"{result.returncode}). The container tests need root, apt-get (Debian) and the package "
                 f"registries to set podman up.\n{(result.stdout + result.stderr)[-6000:]}"
             )
+    use_project_podman_settings()
     os.environ["_SOUNDLINK_IMAGE_READY"] = IMAGE
     return IMAGE
 

@@ -4,7 +4,7 @@ Runs scripts/airbyte_qa.py as `make qa` does: it creates .venv-qa from the pinne
 scripts/qa-requirements.txt on first use (about two minutes), copies the project into a monorepo-shaped
 folder and runs every check of airbyte-internal-ops with the documentation checks of support level 300
 switched on, answering the checks' network look-ups as for a connector Airbyte has never published.
-The only failed check allowed is the Dockerfile one, which the project keeps on purpose (README.md).
+The only failed check allowed is the Dockerfile one, which the project keeps on purpose (docs/development.md).
 The test does not skip: if the checks cannot be installed, it fails and says why.
 """
 

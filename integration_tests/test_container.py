@@ -19,6 +19,7 @@ import json
 import shutil
 import subprocess
 import tempfile
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -193,7 +194,8 @@ def test_image_metadata(image: str) -> None:
         ["podman", "image", "inspect", image], capture_output=True, text=True, check=True
     )
     config = json.loads(inspect.stdout)[0]["Config"]
-    assert config["Labels"]["io.airbyte.version"] == "0.1.0"
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["poetry"]["version"]
+    assert config["Labels"]["io.airbyte.version"] == version
     assert config["Labels"]["io.airbyte.name"] == "airbyte/source-soundlink"
     # As Airbyte's pipeline builds it from metadata.yaml: /entrypoint.sh runs the console script.
     assert config["Entrypoint"] == ["/entrypoint.sh"]

@@ -25,7 +25,7 @@
    enabled check and writes its JSON report; this script prints a summary.
 
 Exit status 0 when every failed check is in ACCEPTED_FAILURES: the one about the Dockerfile, which the
-project keeps on purpose (the README says why). `--report PATH` writes the summary as JSON.
+project keeps on purpose (docs/development.md says why). `--report PATH` writes the summary as JSON.
 
 The top of this file imports only the standard library, so any Python 3.11 can start it.
 """
@@ -56,7 +56,7 @@ CONNECTOR_DIR = Path("airbyte-integrations") / "connectors" / CONNECTOR
 ACCEPTED_FAILURES = {
     "CheckConnectorUsesPythonBaseImage": (
         "the Dockerfile stays on purpose: `docker build` and `docker run source-soundlink` work outside "
-        "Airbyte's pipeline, and it builds what the pipeline builds from metadata.yaml (README.md)"
+        "Airbyte's pipeline, and it builds what the pipeline builds from metadata.yaml (docs/development.md)"
     ),
 }
 # Docker Hub's answer for the base images metadata.yaml may pin (as Airbyte's connectors pin them).

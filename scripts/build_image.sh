@@ -6,11 +6,14 @@
 #   scripts/build_image.sh --rebuild-base  # also rebuild the stand-in base image
 #
 # Steps:
-#   1. podman   install podman, runc, debootstrap (and friends) with apt-get if missing
-#   2. config   /etc/containers/containers.conf.d/50-source-soundlink.conf: runc runtime, host
+#   1. podman   install podman, runc, debootstrap (and friends) with apt-get if missing; the packages
+#               are printed before apt-get runs (SOUNDLINK_NO_APT=1 stops there instead)
+#   2. config   podman settings for this checkout only, in build/podman/containers.conf, used through
+#               CONTAINERS_CONF (podman then reads no other containers.conf): runc runtime, host
 #               network, cgroupfs, file event log, container ulimits within this machine's limits
 #               (this machine's root lacks CAP_SYS_RESOURCE, so podman's defaults cannot be set);
-#               vfs storage if the kernel has no overlayfs
+#               without overlayfs, vfs storage in build/podman/storage (CONTAINERS_STORAGE_CONF).
+#               Nothing under /etc is written: other podman users on the machine are unaffected.
 #   3. base     a stand-in for airbyte/python-connector-base (which cannot be pulled here): a
 #               debootstrapped Debian bookworm with Debian's Python 3.11 as a venv in /usr/local
 #               (python, pip and console scripts in /usr/local/bin, as in the real base), tzdata
@@ -19,6 +22,9 @@
 #               the host CA bundle passed as a build secret (never stored in the image), then a
 #               `spec` smoke run of the result
 #
+# To run the image afterwards with the same settings: `scripts/image/docker run --rm IMAGE spec`, or
+# `CONTAINERS_CONF=build/podman/containers.conf podman ...`.
+#
 # Environment:
 #   SOUNDLINK_IMAGE          tag to build (default airbyte/source-soundlink:dev)
 #   SOUNDLINK_BASE_IMAGE     build FROM this image instead of the stand-in (e.g. the real base
@@ -26,6 +32,7 @@
 #   SOUNDLINK_STANDIN_IMAGE  name of the stand-in base (default localhost/soundlink-python-base:bookworm-py311)
 #   SOUNDLINK_DEBIAN_MIRROR  Debian mirror for debootstrap (default: the one this machine's apt uses)
 #   SOUNDLINK_CA_BUNDLE      CA bundle handed to pip during the build (default /etc/ssl/certs/ca-certificates.crt)
+#   SOUNDLINK_NO_APT=1       never run apt-get: fail, naming the missing packages
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -33,8 +40,11 @@ IMAGE="${SOUNDLINK_IMAGE:-airbyte/source-soundlink:dev}"
 STANDIN="${SOUNDLINK_STANDIN_IMAGE:-localhost/soundlink-python-base:bookworm-py311}"
 CA_BUNDLE="${SOUNDLINK_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
 SUITE=bookworm
-CONF_D=/etc/containers/containers.conf.d
-CONF_FILE="$CONF_D/50-source-soundlink.conf"
+PODMAN_DIR="$ROOT/build/podman"
+CONF_FILE="$PODMAN_DIR/containers.conf"
+STORAGE_CONF_FILE="$PODMAN_DIR/storage.conf"
+# Written by earlier versions of this script; reported, never touched.
+OLD_HOST_CONF=/etc/containers/containers.conf.d/50-source-soundlink.conf
 LOCK_FILE=/var/tmp/source-soundlink-build_image.lock
 REBUILD_BASE=0
 
@@ -56,9 +66,9 @@ die() { printf '[build_image] ERROR: %s\n' "$*" >&2; exit 1; }
 if [ "$(id -u)" -ne 0 ]; then
     if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
         say "not root: re-running with sudo"
-        exec sudo -n --preserve-env=SOUNDLINK_IMAGE,SOUNDLINK_BASE_IMAGE,SOUNDLINK_STANDIN_IMAGE,SOUNDLINK_DEBIAN_MIRROR,SOUNDLINK_CA_BUNDLE "$0" "$@"
+        exec sudo -n --preserve-env=SOUNDLINK_IMAGE,SOUNDLINK_BASE_IMAGE,SOUNDLINK_STANDIN_IMAGE,SOUNDLINK_DEBIAN_MIRROR,SOUNDLINK_CA_BUNDLE,SOUNDLINK_NO_APT "$0" "$@"
     fi
-    die "needs root (apt-get, /etc/containers, rootful podman) and passwordless sudo is not available"
+    die "needs root (apt-get, rootful podman) and passwordless sudo is not available"
 fi
 
 # One build at a time on this machine (parallel test sessions share the image store).
@@ -82,7 +92,9 @@ if [ ${#need_pkgs[@]} -eq 0 ]; then
     say "    already installed: $(podman --version), $(runc --version | head -n1)"
 else
     command -v apt-get >/dev/null 2>&1 || die "missing ${need_pkgs[*]} and no apt-get to install them (Debian/Ubuntu only)"
-    say "    apt-get install ${need_pkgs[*]}"
+    [ "${SOUNDLINK_NO_APT:-}" = 1 ] && die "missing ${need_pkgs[*]}; SOUNDLINK_NO_APT=1, so install them yourself"
+    say "    installing machine-wide with apt-get (as root): ${need_pkgs[*]}"
+    say "    (apt-get update, then apt-get install --no-install-recommends; SOUNDLINK_NO_APT=1 to refuse)"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q >/dev/null || die "apt-get update failed"
     apt-get install -y -q --no-install-recommends "${need_pkgs[@]}" >/dev/null \
@@ -92,7 +104,7 @@ fi
 done_step
 
 # ---------------------------------------------------------------- 2. podman configuration
-step "2/4 podman configuration ($CONF_FILE)"
+step "2/4 podman configuration for this checkout ($CONF_FILE)"
 hard_nofile="$(ulimit -Hn)"
 [ "$hard_nofile" = unlimited ] && hard_nofile=1048576
 [ "$hard_nofile" -gt 1048576 ] && hard_nofile=1048576
@@ -102,32 +114,44 @@ pid_max="$(cat /proc/sys/kernel/pid_max 2>/dev/null || echo 32768)"
 { [ "$hard_nproc" = unlimited ] || [ "$hard_nproc" -gt "$pid_max" ]; } && hard_nproc="$pid_max"
 cgroup_manager=cgroupfs
 [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ] && cgroup_manager=systemd
-events_logger="file"
-wanted_conf="# Written by source-soundlink scripts/build_image.sh
+# Only the podman commands given CONTAINERS_CONF read this file (it replaces every other
+# containers.conf for them), so these settings stay inside this project.
+wanted_conf="# Written by source-soundlink scripts/build_image.sh; read by podman through CONTAINERS_CONF only.
 [containers]
 # Containers share the host network: the sandbox API and the TLS proxy are reached as from the host.
 netns = \"host\"
 # podman's defaults (nofile/nproc 1048576) exceed what this machine lets root set.
 default_ulimits = [\"nofile=${hard_nofile}:${hard_nofile}\", \"nproc=${hard_nproc}:${hard_nproc}\"]
 
+[network]
+# Any network podman would create stays in the checkout too.
+network_config_dir = \"${PODMAN_DIR}/networks\"
+
 [engine]
 runtime = \"runc\"
 cgroup_manager = \"${cgroup_manager}\"
-events_logger = \"${events_logger}\"
+events_logger = \"file\"
 "
-mkdir -p "$CONF_D"
+mkdir -p "$PODMAN_DIR/networks"
 if [ -f "$CONF_FILE" ] && [ "$(cat "$CONF_FILE")" = "$(printf '%s' "$wanted_conf")" ]; then
     say "    up to date"
 else
     printf '%s' "$wanted_conf" > "$CONF_FILE"
-    say "    wrote: runtime runc, netns host, cgroupfs=${cgroup_manager}, ulimits nofile=${hard_nofile} nproc=${hard_nproc}"
+    say "    wrote: runtime runc, netns host, cgroup manager ${cgroup_manager}, ulimits nofile=${hard_nofile} nproc=${hard_nproc}"
 fi
+export CONTAINERS_CONF="$CONF_FILE"
 if ! grep -qw overlay /proc/filesystems && ! modprobe overlay 2>/dev/null; then
-    if [ ! -f /etc/containers/storage.conf ]; then
-        printf '[storage]\ndriver = "vfs"\nrunroot = "/run/containers/storage"\ngraphroot = "/var/lib/containers/storage"\n' \
-            > /etc/containers/storage.conf
-        say "    no overlayfs in this kernel: storage driver vfs"
-    fi
+    # A storage of its own: a vfs driver on podman's default store would clash with other users' overlay.
+    printf '[storage]\ndriver = "vfs"\nrunroot = "%s"\ngraphroot = "%s"\n' \
+        "$PODMAN_DIR/run" "$PODMAN_DIR/storage" > "$STORAGE_CONF_FILE"
+    export CONTAINERS_STORAGE_CONF="$STORAGE_CONF_FILE"
+    say "    no overlayfs in this kernel: vfs storage in $PODMAN_DIR/storage"
+else
+    rm -f "$STORAGE_CONF_FILE"
+fi
+if [ -f "$OLD_HOST_CONF" ] && grep -q 'source-soundlink' "$OLD_HOST_CONF"; then
+    say "    note: $OLD_HOST_CONF was written by an earlier version of this script and"
+    say "    applies to every podman container on this machine; remove it unless you want that"
 fi
 podman info >/dev/null 2>&1 || die "podman does not work here: $(podman info 2>&1 | tail -n 3)"
 say "    podman $(podman version --format '{{.Client.Version}}'), storage $(podman info --format '{{.Store.GraphDriverName}}'), runtime $(podman info --format '{{.Host.OCIRuntime.Name}}')"
@@ -223,6 +247,7 @@ if [ -s "$CA_BUNDLE" ]; then
 else
     say "    no CA bundle at $CA_BUNDLE: pip uses the base image's CAs"
 fi
+previous_id="$(podman image inspect "$IMAGE" --format '{{.Id}}' 2>/dev/null || true)"
 build_log="$(mktemp /var/tmp/soundlink-build.XXXXXX.log)"
 if ! podman build --network host --layers "${secret_args[@]}" \
         --build-arg "BASE_IMAGE=$BASE" -t "$IMAGE" -f "$ROOT/Dockerfile" "$ROOT" > "$build_log" 2>&1; then
@@ -231,13 +256,17 @@ if ! podman build --network host --layers "${secret_args[@]}" \
 fi
 grep -E '^(\[[0-9]+/[0-9]+] )?(STEP|--> Using cache|COMMIT)' "$build_log" | sed 's/^/[build_image]     /' || true
 rm -f "$build_log"
-# Earlier builds of the tag are left untagged ("dangling"): drop them (the layer cache stays).
-podman image prune -f >/dev/null 2>&1 || true
+# The tag's previous build is left untagged: drop that one image (not every dangling image of the
+# machine's store, which other projects share); it stays if a container or another tag still uses it.
+current_id="$(podman image inspect "$IMAGE" --format '{{.Id}}')"
+if [ -n "$previous_id" ] && [ "$previous_id" != "$current_id" ]; then
+    podman rmi "$previous_id" >/dev/null 2>&1 || true
+fi
 spec_out="$(podman run --rm "$IMAGE" spec)" || die "'podman run --rm $IMAGE spec' failed"
 grep -q '"type": *"SPEC"' <<<"$spec_out" || die "'podman run --rm $IMAGE spec' printed no SPEC message"
 say "    $IMAGE: $(podman image inspect "$IMAGE" --format '{{.Id}}' | cut -c1-12), $(podman image inspect "$IMAGE" --format '{{.Size}}' | awk '{printf "%.0f MB", $1/1e6}'), 'spec' OK"
 done_step
 
-say "image $IMAGE ready in $((SECONDS - START))s; run it like docker:"
-say "    podman run --rm $IMAGE spec"
-say "    podman run --rm --network host -v \$PWD/secrets:/secrets $IMAGE check --config /secrets/config.json"
+say "image $IMAGE ready in $((SECONDS - START))s; run it like docker, with this checkout's podman settings:"
+say "    scripts/image/docker run --rm $IMAGE spec"
+say "    scripts/image/docker run --rm -v \$PWD/secrets:/secrets $IMAGE check --config /secrets/config.json"

@@ -32,10 +32,11 @@ from source_soundlink.errors import (
 from source_soundlink.protocol import Logger
 from source_soundlink.request_budget import RequestBudget
 from source_soundlink.retry_policy import DEFAULT_POLICY, NO_ANSWER_ERRORS, RetryPolicy
+from source_soundlink.version import VERSION
 
 CONNECT_TIMEOUT_S = 10
 READ_TIMEOUT_S = 300  # a 90-day export can take a while to start on a busy organization
-USER_AGENT = "airbyte-source-soundlink/0.1.0"
+USER_AGENT = f"airbyte-source-soundlink/{VERSION}"  # from the package metadata
 
 
 @dataclass
