@@ -486,23 +486,13 @@ def scale(bench: Bench) -> None:
 # (source_soundlink/clock.py) every wait and duration goes through, as the integration tests warp it. The
 # request budget, Retry-After waits and the STATE pacing all run on it, so hours pass in seconds.
 WARP_BOOTSTRAP = """
-import sys, time
-factor = float(sys.argv.pop(1))
+import sys
 import source_soundlink.clock
-class WarpedClock(source_soundlink.clock.Clock):
-    def __init__(self):
-        self.origin = time.monotonic()
-    def now(self):
-        return self.origin + (time.monotonic() - self.origin) * factor
-    def wait(self, seconds, interrupt=None):
-        return super().wait(seconds / factor, interrupt)
-    def real_seconds(self, seconds):
-        return seconds / factor
-source_soundlink.clock.SYSTEM_CLOCK = WarpedClock()
+source_soundlink.clock.SYSTEM_CLOCK = source_soundlink.clock.ScaledClock(float(sys.argv.pop(1)))
 from source_soundlink.run import run
 run()
 """
-BUDGET_STATES_PER_HOUR = 20  # a budget-bound sync's STATE messages per hour, at most (issue 15)
+BUDGET_STATES_PER_HOUR = 20  # a budget-bound sync's STATE messages per hour, at most
 
 
 def budget_bound(bench: Bench) -> None:

@@ -140,21 +140,12 @@ def stop_process(process: subprocess.Popen[str]) -> None:
 # the default clock before any connector module binds it. Used only where a test must watch minute-long
 # request budgets, Retry-After waits or the STATE pacing.
 _BOOTSTRAP = """
-import sys, time
+import sys
 from datetime import date
 today, factor = date.fromisoformat(sys.argv.pop(1)), float(sys.argv.pop(1))
 import source_soundlink.clock
 if factor != 1:
-    class WarpedClock(source_soundlink.clock.Clock):
-        def __init__(self):
-            self.origin = time.monotonic()
-        def now(self):
-            return self.origin + (time.monotonic() - self.origin) * factor
-        def wait(self, seconds, interrupt=None):
-            return super().wait(seconds / factor, interrupt)
-        def real_seconds(self, seconds):
-            return seconds / factor
-    source_soundlink.clock.SYSTEM_CLOCK = WarpedClock()
+    source_soundlink.clock.SYSTEM_CLOCK = source_soundlink.clock.ScaledClock(factor)
 import source_soundlink.config
 source_soundlink.config.today_utc = lambda: today
 from source_soundlink.run import run

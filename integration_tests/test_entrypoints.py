@@ -77,7 +77,7 @@ def sandbox_config(sandbox: Sandbox, **overrides: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("url", "reason"),
     [
-        ("{sandbox}", "uses http:// instead of https://"),
+        ("{sandbox}", "uses http, not https"),
         ("https://127.0.0.1:{port}", "base_url host 127.0.0.1 is a loopback address"),
     ],
 )

@@ -32,4 +32,23 @@ class Clock:
         return seconds
 
 
+class ScaledClock(Clock):
+    """A clock that runs `factor` times faster than the wall: hours of budget waits, Retry-After and STATE
+    pacing in seconds. The integration tests and the scale benchmark install it as SYSTEM_CLOCK in the
+    connector's process before any module binds the default."""
+
+    def __init__(self, factor: float) -> None:
+        self._factor = factor
+        self._origin = time.monotonic()
+
+    def now(self) -> float:
+        return self._origin + (time.monotonic() - self._origin) * self._factor
+
+    def wait(self, seconds: float, interrupt: threading.Event | None = None) -> bool:
+        return super().wait(seconds / self._factor, interrupt)
+
+    def real_seconds(self, seconds: float) -> float:
+        return seconds / self._factor
+
+
 SYSTEM_CLOCK = Clock()

@@ -51,7 +51,7 @@ def refusal(url: str, resolve: Resolver = socket.getaddrinfo) -> str | None:
     host with a private address), with loopback, link-local and unspecified addresses named as such."""
     parts = urlsplit(url)
     if parts.scheme != "https":
-        return f"base_url {_origin(url)} uses {parts.scheme or 'no'}:// instead of https://. {_ADVICE}"
+        return f"base_url {_origin(url)} uses {parts.scheme or 'no scheme'}, not https. {_ADVICE}"
     if not parts.hostname:
         return f"base_url has no host name. {_ADVICE}"
     try:

@@ -38,7 +38,7 @@ def test_given_a_public_https_host_when_checked_then_it_is_allowed() -> None:
 def test_given_plain_http_when_checked_then_the_scheme_is_named() -> None:
     reason = refusal("http://api.getsoundlink.com", FakeDns(api_getsoundlink_com=["93.184.216.34"]))
     assert reason is not None
-    assert reason.startswith("base_url http://api.getsoundlink.com uses http:// instead of https://.")
+    assert reason.startswith("base_url http://api.getsoundlink.com uses http, not https.")
     assert "base_url is for testing and private deployments" in reason
 
 
@@ -92,7 +92,7 @@ def test_given_deployment_mode_when_read_then_cloud_is_case_insensitive(value: s
 
 
 def test_given_cloud_mode_when_base_url_is_loopback_then_refuse_in_cloud_raises_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="uses http:// instead of https://"):
+    with pytest.raises(ConfigError, match="uses http, not https"):
         network_guard.refuse_in_cloud("http://127.0.0.1:9", {"DEPLOYMENT_MODE": "cloud"})
     network_guard.refuse_in_cloud("http://127.0.0.1:9", {})  # outside Cloud: the sandbox keeps working
 
