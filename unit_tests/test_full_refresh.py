@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from airbyte_cdk.test.entrypoint_wrapper import EntrypointOutput
 from airbyte_cdk.test.mock_http import HttpMocker
 from airbyte_cdk.test.state_builder import StateBuilder
 
@@ -15,6 +16,18 @@ def _state(stream_state: dict[str, Any]) -> Any:
     return StateBuilder().with_stream_state(b.ENGAGEMENT, stream_state).build()
 
 
+def _full_refresh_state(camp_a: dict[str, Any]) -> dict[str, Any]:
+    """The state a full-refresh attempt wrote, with one campaign, camp_a."""
+    return {"state_version": 2, "full_refresh": True, "campaigns": {"camp_a": camp_a}}
+
+
+def _retry(stream_state: dict[str, Any], **config: Any) -> EntrypointOutput:
+    """A full-refresh read of camp_a through 2026-03-20, handed `stream_state`."""
+    return b.read_source(
+        b.config(end_date="2026-03-20", **config), _state(stream_state), sync_mode="full_refresh"
+    )
+
+
 @HttpMocker()
 def test_given_an_interrupted_full_refresh_state_when_retried_then_it_continues_after_it_without_lookback(
     http_mocker: HttpMocker = None,
@@ -24,15 +37,9 @@ def test_given_an_interrupted_full_refresh_state_when_retried_then_it_continues_
         b.export_request("camp_a", "2026-03-11", "2026-03-20"),
         b.jsonl_response(b.daily_rows("camp_a", "2026-03-11", "2026-03-20")),
     )
-    interrupted = {
-        "state_version": 2,
-        "full_refresh": True,
-        "campaigns": {"camp_a": {"from": "2026-03-01", "through": "2026-03-10", "has_rows": True}},
-    }
+    interrupted = _full_refresh_state({"from": "2026-03-01", "through": "2026-03-10", "has_rows": True})
 
-    output = b.read_source(
-        b.config(end_date="2026-03-20", window_size_days=10), _state(interrupted), sync_mode="full_refresh"
-    )
+    output = _retry(interrupted, window_size_days=10)
 
     assert not output.errors
     assert sorted({r.record.data["report_date"] for r in output.records})[0] == "2026-03-11"
@@ -53,22 +60,16 @@ def test_given_a_window_in_flight_in_the_state_when_retried_then_its_rows_alread
     http_mocker.get(b.export_request("camp_a", "2026-03-11", "2026-03-20"), b.jsonl_response(rows))
     track = rows[0]["engaged_spotify_track_id"]
     # The earlier attempt emitted 03-11..03-14 and DE of 03-15 before its last STATE.
-    interrupted = {
-        "state_version": 2,
-        "full_refresh": True,
-        "campaigns": {
-            "camp_a": {
-                "from": "2026-03-01",
-                "through": "2026-03-10",
-                "has_rows": True,
-                "partial": ["2026-03-11", "2026-03-15", [["catalog", "DE", track]]],
-            }
-        },
-    }
-
-    output = b.read_source(
-        b.config(end_date="2026-03-20", window_size_days=10), _state(interrupted), sync_mode="full_refresh"
+    interrupted = _full_refresh_state(
+        {
+            "from": "2026-03-01",
+            "through": "2026-03-10",
+            "has_rows": True,
+            "partial": ["2026-03-11", "2026-03-15", [["catalog", "DE", track]]],
+        }
     )
+
+    output = _retry(interrupted, window_size_days=10)
 
     assert not output.errors
     emitted = [(r.record.data["report_date"], r.record.data["country_code"]) for r in output.records]
@@ -93,9 +94,7 @@ def test_given_an_incremental_state_when_a_full_refresh_reads_then_it_starts_ove
         "campaigns": {"camp_a": {"from": "2026-03-01", "through": "2026-03-10"}},
     }
 
-    output = b.read_source(
-        b.config(end_date="2026-03-20", window_size_days=10), _state(incremental), sync_mode="full_refresh"
-    )
+    output = _retry(incremental, window_size_days=10)
 
     assert not output.errors
     assert len(output.records) == 2 * 20
@@ -107,13 +106,9 @@ def test_given_a_completed_full_refresh_state_when_retried_the_same_day_then_no_
     http_mocker: HttpMocker = None,
 ) -> None:
     http_mocker.get(b.campaigns_request(), b.campaigns_response([b.campaign("camp_a", created="2026-03-01")]))
-    completed = {
-        "state_version": 2,
-        "full_refresh": True,
-        "campaigns": {"camp_a": {"from": "2026-03-01", "through": "2026-03-20", "has_rows": True}},
-    }
+    completed = _full_refresh_state({"from": "2026-03-01", "through": "2026-03-20", "has_rows": True})
 
-    output = b.read_source(b.config(end_date="2026-03-20"), _state(completed), sync_mode="full_refresh")
+    output = _retry(completed)
 
     assert not output.errors and not output.records  # HttpMocker fails on any unmocked export request
     assert b.final_state(output) == completed
