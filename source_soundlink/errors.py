@@ -14,6 +14,8 @@ from enum import Enum
 CONFIG_ERROR = "config_error"
 SYSTEM_ERROR = "system_error"
 TRANSIENT_ERROR = "transient_error"
+# Our own code for a body whose rows disagree with its X-Row-Count: Soundlink answered, so not an outage.
+ROW_COUNT_MISMATCH = "row_count_mismatch"
 
 
 class Action(Enum):

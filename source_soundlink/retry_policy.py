@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import requests
 import urllib3
@@ -42,11 +42,15 @@ class RetryPolicy:
     # Soundlink's quota window: a key refused (429) for longer, or asked to wait longer, is being used up
     # by another client of the same key. The export heartbeats while it waits this long.
     max_retry_after_s: int = 3600
-    # The manifest's `campaigns` stream, wherever the CDK runs it on its own (the connector's reads emit
-    # that stream from the export's listing), sleeps without a heartbeat: it waits out at most this long
-    # (half of metadata.yaml's maxSecondsBetweenMessages) and fails beyond it.
+    # A read with no state to heartbeat with (the `campaigns` stream alone, or the manifest's stream where
+    # the CDK runs it on its own) sleeps in silence: it waits out at most this long (half of metadata.yaml's
+    # maxSecondsBetweenMessages) and fails beyond it.
     max_silent_retry_after_s: int = 600
     max_refusals: int = 10  # 429s in a row to requests sent after the key was known to be refused
+
+    def silent(self) -> RetryPolicy:
+        """This policy for a read that cannot heartbeat while it waits."""
+        return replace(self, max_retry_after_s=self.max_silent_retry_after_s)
 
     def gives_up(self, attempts: int) -> bool:
         """True once `attempts` sends (or fetches) failed: report the last failure."""

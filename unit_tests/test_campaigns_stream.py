@@ -85,3 +85,32 @@ def test_given_a_revoked_key_when_read_then_one_failure_names_it(streams: tuple[
     assert requests == 1
     assert failure is not None and len(failure.errors) == 1 and "api_key_revoked" in str(failure)
     assert _statuses(messages, "campaigns") == ["STARTED", "INCOMPLETE"]
+
+
+@pytest.mark.parametrize(
+    ("streams", "waits"), [(("campaigns",), False), (BOTH, True)], ids=["campaigns-only", "both"]
+)
+def test_given_a_retry_after_of_15_minutes_on_the_listing_when_read_then_only_a_sync_that_heartbeats_waits(
+    streams: tuple[str, ...], waits: bool
+) -> None:
+    """The `campaigns` stream alone has no state to repeat while it waits: it must not stay silent past the
+    platform's 20 minutes, so it gives up on a Retry-After beyond 10 minutes; with the engagement stream
+    selected, the sync heartbeats and waits it out."""
+    limited = {"error": {"code": "rate_limit_exceeded", "message": "x"}, "meta": {"requestId": "req-429"}}
+    items = [b.campaign("camp_a", created="2026-03-01")]
+    with requests_mock.Mocker() as mocker:
+        mocker.get(
+            f"{BASE_URL}/v1/campaigns",
+            [
+                {"status_code": 429, "json": limited, "headers": {"Retry-After": "900"}},
+                {"json": {"data": {"items": items, "pagination": {"totalPages": 1}}}},
+            ],
+        )
+        mocker.get(b.EXPORT, content=b"", headers={"X-Row-Count": "0"})
+        messages, failure = _read(b.config(end_date="2026-03-05"), streams)
+
+    if waits:
+        assert failure is None and _statuses(messages, "campaigns")[-1] == "COMPLETE"
+    else:
+        assert failure is not None and "900 s" in str(failure) and "req-429" in str(failure)
+        assert _statuses(messages, "campaigns") == ["STARTED", "INCOMPLETE"]

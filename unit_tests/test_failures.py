@@ -13,7 +13,13 @@ from source_soundlink.engagement.failures import (
     SyncFailed,
     combined_message,
 )
-from source_soundlink.errors import CONFIG_ERROR, SYSTEM_ERROR, TRANSIENT_ERROR, SoundlinkError
+from source_soundlink.errors import (
+    CONFIG_ERROR,
+    ROW_COUNT_MISMATCH,
+    SYSTEM_ERROR,
+    TRANSIENT_ERROR,
+    SoundlinkError,
+)
 from unit_tests import builders as b
 from unit_tests.builders import BASE_URL
 
@@ -54,6 +60,8 @@ def test_given_failures_that_are_not_outages_when_counted_then_they_neither_trip
         SoundlinkError("unknown campaign", CONFIG_ERROR, "req-404", 404, "campaign_not_found"),
         SoundlinkError("bad row", SYSTEM_ERROR),
         SoundlinkError("429 for an hour", TRANSIENT_ERROR, "req-429", 429, "rate_limit_exceeded"),
+        # Soundlink answered, but the body disagreed with its X-Row-Count: about that window, not an outage.
+        SoundlinkError("short body", TRANSIENT_ERROR, "req-200", None, ROW_COUNT_MISMATCH),
     ]
     breaker.failure(outage(1))
     for error in others * 3:

@@ -81,6 +81,38 @@ def test_given_a_window_in_flight_in_the_state_when_retried_then_its_rows_alread
 
 
 @HttpMocker()
+def test_given_a_window_in_flight_when_the_retry_cuts_narrower_windows_then_each_row_still_comes_once(
+    http_mocker: HttpMocker = None,
+) -> None:
+    """The earlier attempt read 10-day windows; the retry reads 3-day ones (a narrower setting, or a width
+    the server forced): every window the earlier rows reach into skips them, not only the first."""
+    http_mocker.get(b.campaigns_request(), b.campaigns_response([b.campaign("camp_a", created="2026-03-01")]))
+    rows = b.daily_rows("camp_a", "2026-03-11", "2026-03-20")
+    for start, end in (("11", "13"), ("14", "16"), ("17", "19"), ("20", "20")):
+        window_rows = [r for r in rows if f"2026-03-{start}" <= r["report_date"] <= f"2026-03-{end}"]
+        http_mocker.get(
+            b.export_request("camp_a", f"2026-03-{start}", f"2026-03-{end}"), b.jsonl_response(window_rows)
+        )
+    track = rows[0]["engaged_spotify_track_id"]
+    interrupted = _full_refresh_state(
+        {
+            "from": "2026-03-01",
+            "through": "2026-03-10",
+            "has_rows": True,
+            "partial": ["2026-03-11", "2026-03-15", [["catalog", "DE", track]]],
+        }
+    )
+
+    output = _retry(interrupted, window_size_days=3)
+
+    assert not output.errors
+    emitted = [(r.record.data["report_date"], r.record.data["country_code"]) for r in output.records]
+    assert emitted == [("2026-03-15", "US")] + [
+        (f"2026-03-{d}", c) for d in range(16, 21) for c in ("DE", "US")
+    ]
+
+
+@HttpMocker()
 def test_given_an_incremental_state_when_a_full_refresh_reads_then_it_starts_over_and_says_so(
     http_mocker: HttpMocker = None,
 ) -> None:

@@ -129,6 +129,7 @@ class EngagementExport:
         self._state_pacing = (state_interval_s, heartbeat_s)
         state = cursor.campaign_states(stream_state)
         self._workers = workers = Workers(config, state, clock, debug, self._full_refresh)
+        policy = policy if self._engagement else policy.silent()  # only the engagement stream heartbeats
         self.client = SoundlinkClient(config, workers.log, policy, clock, wait=workers.wait)
         self._partitioner = DateSlicingPartitioner(config.window_size_days)
         self._reader = WindowReader(
@@ -167,6 +168,8 @@ class EngagementExport:
                 if run.grace_ends is None and self._engagement and (force or pacer.due()):
                     yield self._state_message(pacer.emitted())
         finally:
+            # A cancel whose workers all stopped before the consumer woke is still a cancel.
+            self.cancelled = self.cancelled or self._cancel.reason
             workers.consumer_gone.set()  # a consumer that stops early must not leave workers blocked
             workers.stopped.set()
             self._cancel.release()

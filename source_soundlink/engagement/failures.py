@@ -8,7 +8,7 @@ no such rule either: its HttpClient retries per request and its stream failures 
 
 The rule: a window that failed with a 5xx, a timeout or a network error (after the client's retries) is
 an outage failure; TRIP_AFTER of them in a row, with no window completing in between, trip the breaker.
-The sync then starts no new window (export.py cancels the waits of the windows in flight; those still
+The sync then starts no new window (Workers.fail stops the waits of the windows in flight; those still
 streaming finish and are checkpointed) and fails once, as transient, with one short message: the cause,
 the first campaigns and requestIds, "and N more", and what to do.
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 
 from source_soundlink import protocol
-from source_soundlink.errors import CONFIG_ERROR, TRANSIENT_ERROR, SoundlinkError
+from source_soundlink.errors import CONFIG_ERROR, ROW_COUNT_MISMATCH, TRANSIENT_ERROR, SoundlinkError
 from source_soundlink.protocol import Logger
 
 TRIP_AFTER = 3  # outage failures in a row, no window completing in between
@@ -98,8 +98,9 @@ def combined_message(errors: list[SoundlinkError], limit: int = MAX_MESSAGE_CHAR
 
 def is_outage(error: SoundlinkError) -> bool:
     """A failure that says Soundlink's export service is down rather than something about this campaign:
-    a 5xx or timeout after retries, or no answer or a broken body (no status)."""
-    if error.failure_type != TRANSIENT_ERROR or error.key_refused:
+    a 5xx or timeout after retries, or no answer or a broken body (no status). A body that disagrees with
+    its X-Row-Count is about that window: Soundlink did answer."""
+    if error.failure_type != TRANSIENT_ERROR or error.key_refused or error.code == ROW_COUNT_MISMATCH:
         return False
     return error.status is None or error.status == 408 or error.status >= 500
 

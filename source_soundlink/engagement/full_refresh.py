@@ -46,7 +46,7 @@ class Partial(NamedTuple):
 
 class Resumption:
     """One full-refresh sync: where the state handed in resumes inside windows (asked by the span readers,
-    once per campaign), and the windows in flight as far as their rows were emitted (kept by the export's
+    for each window), and the windows in flight as far as their rows were emitted (kept by the export's
     consumer, the only writer of STATE, for the next one)."""
 
     def __init__(self, stream_state: dict[str, Any] | None) -> None:
@@ -58,10 +58,15 @@ class Resumption:
         return plan(campaign, config, state)
 
     def resume_point(self, window: Window) -> tuple[str, frozenset[tuple[Any, ...]]] | None:
-        """How far the earlier attempt's rows of `window` reach, if it had that window in flight."""
-        resume = self._resume.pop(window.campaign_id, None)
-        if resume is None or resume.start != window.start.isoformat():
-            return None  # not where the earlier attempt was (cannot happen within one job)
+        """How far the earlier attempt's rows reach into `window`: asked for every window of a campaign,
+        because this attempt may cut narrower windows than the earlier one (its partitioner starts at the
+        configured width again, and a window rejected as too wide is read again narrower)."""
+        resume = self._resume.get(window.campaign_id)
+        if resume is None or window.start.isoformat() < resume.start:
+            return None  # before the window the earlier attempt had in flight: not emitted by it
+        if window.start.isoformat() > resume.last_date:
+            self._resume.pop(window.campaign_id, None)  # past every row it emitted
+            return None
         return resume.last_date, resume.keys
 
     @staticmethod

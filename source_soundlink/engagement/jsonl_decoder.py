@@ -3,8 +3,8 @@
 Why not the CDK's JsonlDecoder (CompositeRawDecoder + JsonLineParser): it skips a line that is not JSON
 with a warning and re-serializes every row. Here every line is parsed once with orjson to validate it
 (primary key, the campaign exported, schema_version 1.x, plain dates inside the window and in order, no
-repeated key) and its bytes are
-spliced into the RECORD envelope as they arrived; anything that would lose or repeat a row fails loudly.
+repeated key) and its bytes are spliced into the RECORD envelope as they arrived; anything that would lose
+or repeat a row fails loudly.
 Rows already emitted before a cut body was fetched again (window_reader.py) are skipped, using the
 WindowProgress the reader carries from one fetch to the next.
 """
@@ -134,7 +134,7 @@ class JsonlDecoder:
             except TypeError:
                 raise self._bad_row(where, line_no, "it is not a JSON object") from None
             version = row.get("schema_version")
-            if version != schema and version not in minor_versions:
+            if version != schema and (type(version) is not str or version not in minor_versions):
                 self._minor_version(version, where, line_no)
             rows_in_body += 1
             key = (context, country, track)
@@ -186,7 +186,7 @@ class JsonlDecoder:
             raise self._bad_row(
                 where,
                 line_no,
-                f"schema_version is {version!r}, this connector reads '1.0' and its minor versions 1.x",
+                f"schema_version is {repr(version)[:80]}, this connector reads '1.0' and its 1.x versions",
             )
         with self._versions_lock:
             if version in self._minor_versions:

@@ -23,7 +23,7 @@ from source_soundlink.errors import SoundlinkError
 
 
 class SpanHost(Protocol):
-    """What a span reader needs from the sync that runs it (export.py)."""
+    """What a span reader needs from the sync that runs it (workers.py provides it)."""
 
     def campaign_state(self, campaign_id: str) -> CampaignState | None:
         """The campaign's state as the sync last recorded it."""

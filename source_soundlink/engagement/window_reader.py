@@ -22,7 +22,7 @@ from source_soundlink.clock import SYSTEM_CLOCK, Clock
 from source_soundlink.engagement.campaigns import NDJSON, export_path
 from source_soundlink.engagement.jsonl_decoder import JsonlDecoder
 from source_soundlink.engagement.window import Window, WindowProgress
-from source_soundlink.errors import SYSTEM_ERROR, TRANSIENT_ERROR, SoundlinkError
+from source_soundlink.errors import ROW_COUNT_MISMATCH, SYSTEM_ERROR, TRANSIENT_ERROR, SoundlinkError
 from source_soundlink.protocol import Logger
 from source_soundlink.retry_policy import BODY_CUT_ERRORS
 
@@ -150,6 +150,7 @@ class WindowReader:
                 "the next sync re-reads it.",
                 TRANSIENT_ERROR,
                 progress.request_id,
+                code=ROW_COUNT_MISMATCH,
             )
 
     def _announce_rows(
