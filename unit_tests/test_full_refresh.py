@@ -21,6 +21,23 @@ def _full_refresh_state(camp_a: dict[str, Any]) -> dict[str, Any]:
     return {"state_version": 2, "full_refresh": True, "campaigns": {"camp_a": camp_a}}
 
 
+# What a retry of _half_sent_state emits: US of 03-15, then every row of 03-16..03-20.
+AFTER_HALF = [("2026-03-15", "US")] + [(f"2026-03-{d}", c) for d in range(16, 21) for c in ("DE", "US")]
+
+
+def _half_sent_state(track: str) -> dict[str, Any]:
+    """camp_a read through 03-10, and the window from 03-11 in flight: the earlier attempt emitted
+    03-11..03-14 and DE of 03-15 before its last STATE."""
+    return _full_refresh_state(
+        {
+            "from": "2026-03-01",
+            "through": "2026-03-10",
+            "has_rows": True,
+            "partial": ["2026-03-11", "2026-03-15", [["catalog", "DE", track]]],
+        }
+    )
+
+
 def _retry(stream_state: dict[str, Any], **config: Any) -> EntrypointOutput:
     """A full-refresh read of camp_a through 2026-03-20, handed `stream_state`."""
     return b.read_source(
@@ -59,23 +76,14 @@ def test_given_a_window_in_flight_in_the_state_when_retried_then_its_rows_alread
     rows = b.daily_rows("camp_a", "2026-03-11", "2026-03-20")  # DE and US each day
     http_mocker.get(b.export_request("camp_a", "2026-03-11", "2026-03-20"), b.jsonl_response(rows))
     track = rows[0]["engaged_spotify_track_id"]
-    # The earlier attempt emitted 03-11..03-14 and DE of 03-15 before its last STATE.
-    interrupted = _full_refresh_state(
-        {
-            "from": "2026-03-01",
-            "through": "2026-03-10",
-            "has_rows": True,
-            "partial": ["2026-03-11", "2026-03-15", [["catalog", "DE", track]]],
-        }
-    )
+    interrupted = _half_sent_state(track)
 
     output = _retry(interrupted, window_size_days=10)
 
     assert not output.errors
-    emitted = [(r.record.data["report_date"], r.record.data["country_code"]) for r in output.records]
-    assert emitted == [("2026-03-15", "US")] + [
-        (f"2026-03-{d}", c) for d in range(16, 21) for c in ("DE", "US")
-    ]
+    assert [
+        (r.record.data["report_date"], r.record.data["country_code"]) for r in output.records
+    ] == AFTER_HALF
     final = b.final_state(output)["campaigns"]["camp_a"]
     assert final["through"] == "2026-03-20" and "partial" not in final
 
@@ -94,22 +102,14 @@ def test_given_a_window_in_flight_when_the_retry_cuts_narrower_windows_then_each
             b.export_request("camp_a", f"2026-03-{start}", f"2026-03-{end}"), b.jsonl_response(window_rows)
         )
     track = rows[0]["engaged_spotify_track_id"]
-    interrupted = _full_refresh_state(
-        {
-            "from": "2026-03-01",
-            "through": "2026-03-10",
-            "has_rows": True,
-            "partial": ["2026-03-11", "2026-03-15", [["catalog", "DE", track]]],
-        }
-    )
+    interrupted = _half_sent_state(track)
 
     output = _retry(interrupted, window_size_days=3)
 
     assert not output.errors
-    emitted = [(r.record.data["report_date"], r.record.data["country_code"]) for r in output.records]
-    assert emitted == [("2026-03-15", "US")] + [
-        (f"2026-03-{d}", c) for d in range(16, 21) for c in ("DE", "US")
-    ]
+    assert [
+        (r.record.data["report_date"], r.record.data["country_code"]) for r in output.records
+    ] == AFTER_HALF
 
 
 @HttpMocker()

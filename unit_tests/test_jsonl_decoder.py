@@ -162,8 +162,7 @@ def test_given_a_schema_version_other_than_1_x_when_read_then_the_sync_fails_nam
     output, _ = b.read_with([_export(rows)])
 
     message = output.errors[-1].trace.error.message
-    assert (
-        f"line 2: schema_version is {version!r}, this connector reads '1.0' and its 1.x versions"
-        in (message)
+    assert f"line 2: schema_version is {version!r}, this connector reads '1.0' and its 1.x versions" in (
+        message
     )
     assert b.final_state(output)["campaigns"] == {}
